@@ -1,0 +1,43 @@
+"""Shared fixtures: a micro Qwen2.5-architecture base checkpoint built offline (random weights)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# hidden 64, 2 layers, GQA 4/2, head_dim 16: the architecture of Qwen2.5 at a size tests run in seconds
+MICRO_OVERRIDES = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 512,
+}
+
+
+def micro_corpus() -> list[str]:
+    texts = []
+    for a in range(10):
+        for b in range(10):
+            texts.append(f"Sam has {a} apples and gets {b} more, so {a} + {b} = {a + b}. The answer is \\boxed{{{a + b}}}.")
+            texts.append(f"Mia had {a + b} pens and gave away {b}, so {a + b} - {b} = {a}. The answer is \\boxed{{{a}}}.")
+    return texts
+
+
+@pytest.fixture(scope="session")
+def micro_base(tmp_path_factory):
+    """Path of a base checkpoint (tokenizer + random-init micro model), built once per session."""
+    from qwen25.init import init_base_checkpoint
+
+    out = tmp_path_factory.mktemp("micro") / "base"
+    return init_base_checkpoint(
+        out, model_config="tiny", corpus=micro_corpus(), tokenizer_vocab_size=400, seed=0, overrides=MICRO_OVERRIDES
+    )
