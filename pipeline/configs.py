@@ -1,0 +1,74 @@
+"""Stage configs: one dataclass per stage, read from YAML with command-line overrides, refusing unknown keys.
+
+Parsing is TRL's `TrlParser` (YAML defaults, then `--key value` overrides, unknown keys refused). This
+module only turns its exceptions into one-line errors that name the key or file, and checks that the paths
+a stage reads exist, so a bad config stops before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from trl import TrlParser
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or command-line value that is wrong; the message names the key or file."""
+
+
+def parse_config(config_cls: type[T], argv: Sequence[str] | None = None) -> T:
+    """Parse `--config FILE` plus overrides into `config_cls`; raise ConfigError with a readable message."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise ConfigError("--config needs a YAML file path")
+        path = Path(argv[i + 1])
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from e
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: must be a YAML mapping of keys to values")
+        known = {f.name for f in dataclasses.fields(config_cls)} | {"env"}
+        unknown = sorted(set(values) - known)
+        if unknown:  # checked before the dataclass is built, so this error comes first
+            raise ConfigError(f"{path}: unknown key(s) {unknown} for {config_cls.__name__}")
+    try:
+        (cfg,) = TrlParser((config_cls,)).parse_args_and_config(argv)
+    except SystemExit as e:  # argparse already printed "argument --key: invalid float value: ..."
+        raise ConfigError(f"invalid command-line or config value (see the message above), exit {e.code}") from e
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from e
+    return cfg
+
+
+def require_path(cfg: object, key: str, *, checkpoint: bool = False) -> Path:
+    """The path in `cfg.<key>`, which must exist (and hold config.json when `checkpoint`)."""
+    value = getattr(cfg, key)
+    if value is None:
+        raise ConfigError(f"{key} is required")
+    path = Path(value)
+    if not path.exists():
+        raise ConfigError(f"{key}: {path} does not exist")
+    if checkpoint and not (path / "config.json").is_file():
+        raise ConfigError(f"{key}: {path} is not an HF checkpoint directory (no config.json)")
+    return path
+
+
+def run_cli(main, argv: Sequence[str] | None = None) -> None:
+    """Run a stage's main; config errors end the process with the message and exit code 2, not a traceback."""
+    try:
+        main(argv)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,391 @@
+"""`qwenpost pipeline`: the whole recipe, each stage a real process, on one experiment directory.
+
+Order: build verified data -> make the base checkpoint (tokenizer + model) -> SFT -> reward model ->
+start the reward service (a separate process on a loopback port) -> DPO -> GRPO against the service ->
+evaluate base, SFT, DPO and GRPO on held-out queries -> stop the service -> print one table.
+
+Every stage is launched exactly as a user would launch it (`accelerate launch -m <stage> --config ...`) with
+the experiment's paths as command-line overrides, and every stage config is parsed up front, so a wrong key
+or value stops the pipeline before any work starts. Stage output is streamed to the console and kept in
+`<run_dir>/logs/<stage>.log`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.configs import ConfigError, parse_config
+
+
+@dataclass
+class PipelineConfig:
+    experiment: str = field(default="tiny", metadata={"help": "experiment name: wandb group and run_dir name"})
+    run_dir: str = field(default="runs/tiny", metadata={"help": "where every stage writes"})
+    accelerate_config: str = field(default="configs/accelerate/cpu.yaml", metadata={"help": "for every stage"})
+    data_config: str = field(default="configs/data/tiny.yaml", metadata={"help": "data builder config"})
+    model_config: str = field(default="tiny", metadata={"help": "model preset (configs/model/) of the base"})
+    base_checkpoint: str | None = field(
+        default=None, metadata={"help": "a real base checkpoint dir; if unset one is made (tokenizer + random init)"}
+    )
+    tokenizer_vocab_size: int = field(default=2048, metadata={"help": "regular tokens of the offline tokenizer"})
+    sft_config: str = field(default="configs/sft/tiny.yaml", metadata={"help": "SFT stage config"})
+    reward_config: str = field(default="configs/reward/tiny.yaml", metadata={"help": "reward-model training config"})
+    serve_config: str = field(default="configs/reward/serve_tiny.yaml", metadata={"help": "reward service config"})
+    dpo_config: str = field(default="configs/dpo/tiny.yaml", metadata={"help": "DPO stage config"})
+    grpo_config: str = field(default="configs/grpo/tiny.yaml", metadata={"help": "GRPO stage config"})
+    stage_overrides: dict = field(
+        default_factory=dict, metadata={"help": "per stage extra keys, e.g. {sft: {max_steps: 2}}"}
+    )
+    eval_max_new_tokens: int = field(default=64, metadata={"help": "greedy tokens per held-out answer"})
+    eval_batch_size: int = field(default=32, metadata={"help": "held-out prompts per generate call"})
+    eval_limit: int | None = field(default=None, metadata={"help": "evaluate only the first N held-out rows"})
+    seed: int = field(default=0, metadata={"help": "seed for the data builder and the base model"})
+    service_start_timeout_s: float = field(default=180.0, metadata={"help": "wait for the service's /healthz"})
+
+    def __post_init__(self):
+        if isinstance(self.stage_overrides, str):
+            self.stage_overrides = json.loads(self.stage_overrides)
+        unknown = sorted(set(self.stage_overrides) - set(STAGES))
+        if unknown:
+            raise ConfigError(f"stage_overrides: unknown stage(s) {unknown}; stages are {list(STAGES)}")
+        for key in ("eval_max_new_tokens", "eval_batch_size", "tokenizer_vocab_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+
+
+STAGES = ("data", "sft", "reward", "serve", "dpo", "grpo")
+
+
+def _flags(values: dict) -> list[str]:
+    """{"max_steps": 2, "report_to": ["none"]} -> ["--max_steps", "2", "--report_to", "none"]."""
+    out: list[str] = []
+    for key, value in values.items():
+        out.append(f"--{key}")
+        if isinstance(value, (list, tuple)):
+            out.extend(str(v) for v in value)
+        elif isinstance(value, dict):
+            out.append(json.dumps(value))
+        else:
+            out.append(str(value))
+    return out
+
+
+class Pipeline:
+    """The stage commands of one experiment, checked before anything runs."""
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        rd = self.run_dir
+        self.paths = {
+            "data": rd / "data",
+            "base": Path(cfg.base_checkpoint) if cfg.base_checkpoint else rd / "base",
+            "sft": rd / "sft",
+            "reward": rd / "reward",
+            "dpo": rd / "dpo",
+            "grpo": rd / "grpo",
+        }
+        d, common = self.paths["data"], {"experiment": cfg.experiment}
+        self.stage_args = {
+            "data": ["--config", cfg.data_config, *_flags({"output_dir": d, "seed": cfg.seed})],
+            "sft": self._args(
+                cfg.sft_config, "sft", model_name_or_path=self.paths["base"], dataset_path=d / "sft", **common
+            ),
+            "reward": self._args(
+                cfg.reward_config,
+                "reward",
+                model_name_or_path=self.paths["sft"],
+                dataset_path=d / "preference",
+                eval_dataset_path=d / "preference_eval",
+                **common,
+            ),
+            "serve": ["--config", cfg.serve_config, *_flags({"model_path": self.paths["reward"], "port": self.port})]
+            + _flags(cfg.stage_overrides.get("serve", {})),
+            "dpo": self._args(
+                cfg.dpo_config,
+                "dpo",
+                model_name_or_path=self.paths["sft"],
+                dataset_path=d / "preference",
+                eval_dataset_path=d / "preference_eval",
+                **common,
+            ),
+            "grpo": self._args(
+                cfg.grpo_config,
+                "grpo",
+                model_name_or_path=self.paths["dpo"],
+                dataset_path=d / "rl_queries",
+                reward_url=self.url,
+                **common,
+            ),
+        }
+
+    def _args(self, config: str, stage: str, **paths) -> list[str]:
+        values = {**paths, "output_dir": self.paths[stage], **self.cfg.stage_overrides.get(stage, {})}
+        return ["--config", config, *_flags(values)]
+
+    def validate(self) -> None:
+        """Parse every stage config with the pipeline's overrides: wrong keys or values stop here."""
+        from data_builders.__main__ import DataConfig
+        from offline_rl.config import DPOStageConfig
+        from online_rl.config import GRPOStageConfig
+        from reward.service import ServeConfig
+        from reward.train import RewardTrainConfig
+        from sft.config import SFTStageConfig
+
+        classes = {
+            "data": DataConfig,
+            "sft": SFTStageConfig,
+            "reward": RewardTrainConfig,
+            "serve": ServeConfig,
+            "dpo": DPOStageConfig,
+            "grpo": GRPOStageConfig,
+        }
+        for stage, cls in classes.items():
+            try:
+                parse_config(cls, self.stage_args[stage])
+            except ConfigError as e:
+                raise ConfigError(f"{stage} stage ({self.stage_args[stage][1]}): {e}") from e
+        if self.cfg.base_checkpoint and not (Path(self.cfg.base_checkpoint) / "config.json").is_file():
+            raise ConfigError(f"base_checkpoint: {self.cfg.base_checkpoint} is not an HF checkpoint directory")
+        for key in ("accelerate_config",):
+            if not Path(getattr(self.cfg, key)).is_file():
+                raise ConfigError(f"{key}: {getattr(self.cfg, key)} not found")
+
+    def launch(self, module: str, args: list[str]) -> list[str]:
+        """The command a user would type: accelerate launch with the experiment's accelerate config."""
+        return [
+            sys.executable, "-m", "accelerate.commands.launch",
+            "--config_file", self.cfg.accelerate_config, "-m", module, *args,
+        ]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def run_logged(name: str, cmd: Sequence[str], log_dir: Path, env: dict | None = None) -> None:
+    """Run a stage command, streaming its output to the console and to `<log_dir>/<name>.log`."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    print(f"$ {shlex.join(str(c) for c in cmd)}", flush=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        assert proc.stdout is not None
+        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+            log.write(chunk)
+        code = proc.wait()
+    if code != 0:
+        raise StageFailed(f"stage {name} failed with exit code {code}; its log: {log_path}")
+
+
+def start_service(cmd: Sequence[str], log_path: Path, url: str, timeout_s: float, env: dict) -> subprocess.Popen:
+    """Start the reward service as its own process group and wait until /healthz answers."""
+    from reward.client import RewardClient, RewardServiceError
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"$ {shlex.join(str(c) for c in cmd)} &", flush=True)
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the service
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    client = RewardClient(url, timeout=10, retries=0)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StageFailed(f"reward service exited with code {proc.returncode}; its log: {log_path}")
+            try:
+                health = client.healthz()
+                print(f"reward service up at {url}: {health}", flush=True)
+                return proc
+            except RewardServiceError:
+                time.sleep(0.5)
+        stop_service(proc)
+        raise StageFailed(f"reward service did not answer {url}/healthz within {timeout_s:.0f} s; log: {log_path}")
+    finally:
+        client.close()
+
+
+def stop_service(proc: subprocess.Popen) -> None:
+    """SIGTERM the service's process group, SIGKILL after 10 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _stage_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("WANDB_MODE", "offline")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_pipeline(cfg: PipelineConfig) -> dict:
+    """Run every stage; return and print the results table. Raises StageFailed naming the stage and its log."""
+    pipe = Pipeline(cfg)
+    print(f"[qwenpost] checking the configs of every stage ({cfg.experiment}) ...", flush=True)
+    pipe.validate()
+    run_dir, logs, env = pipe.run_dir, pipe.run_dir / "logs", _stage_env()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    timings: dict[str, float] = {}
+    t_all = time.monotonic()
+
+    def stage(name: str, cmd: list[str]) -> None:
+        print(f"\n[qwenpost] === {name} === ({time.monotonic() - t_all:.0f} s elapsed)", flush=True)
+        t = time.monotonic()
+        run_logged(name, cmd, logs, env)
+        timings[name] = time.monotonic() - t
+
+    stage("data", [py, "-m", "data_builders", *pipe.stage_args["data"]])
+    if not cfg.base_checkpoint:
+        stage(
+            "base",
+            [
+                py, "-m", "qwen25", "init", *_flags({
+                    "model_config": cfg.model_config, "corpus_path": pipe.paths["data"] / "sft",
+                    "output_dir": pipe.paths["base"], "tokenizer_vocab_size": cfg.tokenizer_vocab_size,
+                    "seed": cfg.seed,
+                }),
+            ],
+        )  # fmt: skip
+    stage("sft", pipe.launch("sft", pipe.stage_args["sft"]))
+    stage("reward", pipe.launch("reward", ["train", *pipe.stage_args["reward"]]))
+
+    print(f"\n[qwenpost] === serve === ({time.monotonic() - t_all:.0f} s elapsed)", flush=True)
+    service = start_service(
+        [py, "-m", "reward", "serve", *pipe.stage_args["serve"]],
+        logs / "serve.log",
+        pipe.url,
+        cfg.service_start_timeout_s,
+        env,
+    )
+    try:
+        stage("dpo", pipe.launch("offline_rl", pipe.stage_args["dpo"]))
+        stage("grpo", pipe.launch("online_rl", pipe.stage_args["grpo"]))
+        print(f"\n[qwenpost] === eval === ({time.monotonic() - t_all:.0f} s elapsed)", flush=True)
+        t = time.monotonic()
+        evaluations = evaluate_all(pipe, cfg)
+        timings["eval"] = time.monotonic() - t
+    finally:
+        stop_service(service)
+        print("[qwenpost] reward service stopped", flush=True)
+
+    results = {
+        "experiment": cfg.experiment,
+        "wall_time_s": time.monotonic() - t_all,
+        "stage_time_s": timings,
+        "evaluations": evaluations,
+        "stage_summaries": {
+            name: _read_json(pipe.paths[name] / "summary.json") for name in ("sft", "reward", "dpo", "grpo")
+        },
+    }
+    table = format_table(results)
+    print("\n" + table, flush=True)
+    _write_atomic(run_dir / "results.json", json.dumps(results, indent=2, default=float))
+    _write_atomic(run_dir / "results.md", table + "\n")
+    return results
+
+
+def evaluate_all(pipe: Pipeline, cfg: PipelineConfig) -> dict:
+    from datasets import load_from_disk
+
+    from pipeline.evaluate import evaluate_checkpoint
+    from reward.client import RewardClient
+
+    rows = list(load_from_disk(str(pipe.paths["data"] / "heldout")))
+    if cfg.eval_limit:
+        rows = rows[: cfg.eval_limit]
+    out = {}
+    with RewardClient(pipe.url, timeout=120, retries=2) as client:
+        for name in ("base", "sft", "dpo", "grpo"):
+            result = evaluate_checkpoint(
+                pipe.paths[name],
+                rows,
+                reward_client=client,
+                max_new_tokens=cfg.eval_max_new_tokens,
+                batch_size=cfg.eval_batch_size,
+                label=f"eval {name}",
+            )
+            out[name] = result.as_dict()
+            print(
+                f"  {name:5s} accuracy {result.accuracy:.3f}  format {result.format_rate:.3f}  "
+                f"reward {result.mean_reward:.3f}  e.g. {result.samples[0]['response'][:70]!r}",
+                flush=True,
+            )
+    return out
+
+
+def format_table(results: dict) -> str:
+    """The pipeline's one table: held-out metrics per checkpoint, plus what each stage reported."""
+    evals, summaries = results["evaluations"], results["stage_summaries"]
+    n = next(iter(evals.values()))["n"]
+    notes = {
+        "base": "random init",
+        "sft": _note(summaries.get("sft"), "loss {first_loss:.2f} -> {last_loss:.2f}, {steps} steps"),
+        "dpo": _note(summaries.get("dpo"), "eval pair accuracy {eval_reward_accuracy:.2f}, {steps} steps"),
+        "grpo": _note(summaries.get("grpo"), "train reward {first_reward:.2f} -> {last_reward:.2f}, {steps} steps"),
+    }
+    lines = [
+        f"Experiment {results['experiment']}: held-out math ({n} queries, greedy); "
+        f"wall time {results['wall_time_s'] / 60:.1f} min",
+        "",
+        "| checkpoint | accuracy | format-correct | mean reward | stage |",
+        "|---|---|---|---|---|",
+    ]
+    for name, e in evals.items():
+        lines.append(
+            f"| {name} | {e['accuracy']:.3f} | {e['format_rate']:.3f} | {e['mean_reward']:.3f} | {notes[name]} |"
+        )
+    rm = summaries.get("reward") or {}
+    if rm:
+        acc = rm.get("eval_accuracy", rm.get("accuracy"))
+        lines.append("")
+        lines.append(f"Reward model: held-out pairwise accuracy {acc if acc is not None else 'n/a'}")
+    times = ", ".join(f"{k} {v:.0f}s" for k, v in results["stage_time_s"].items())
+    lines.append(f"Stage times: {times}")
+    return "\n".join(lines)
+
+
+def _note(summary: dict | None, fmt: str) -> str:
+    if not summary:
+        return ""
+    try:
+        return fmt.format(**summary)
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,35 @@
+"""What every stage reads and writes besides its model: record datasets on disk and checkpoint discovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset, load_from_disk
+from transformers.trainer_utils import get_last_checkpoint
+
+from pipeline.configs import ConfigError
+
+
+def load_records(path: str | Path, *, key: str, columns: list[str]) -> Dataset:
+    """A `save_to_disk` dataset reduced to `columns`; errors name the config key and the missing columns."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{key}: dataset directory {path} does not exist")
+    try:
+        ds = load_from_disk(str(path))
+    except FileNotFoundError as e:
+        raise ConfigError(f"{key}: {path} is not a dataset saved with save_to_disk ({e})") from e
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise ConfigError(f"{key}: {path} lacks column(s) {missing}; it has {ds.column_names}")
+    if len(ds) == 0:
+        raise ConfigError(f"{key}: {path} has no rows")
+    return ds.select_columns(columns)
+
+
+def resume_checkpoint(output_dir: str | Path, resume: str | None) -> str | None:
+    """`resume_from_checkpoint` semantics: a path, "auto" (the last checkpoint in output_dir, if any) or None."""
+    if resume != "auto":
+        return resume
+    out = Path(output_dir)
+    return get_last_checkpoint(str(out)) if out.is_dir() else None

@@ -1,0 +1,2 @@
+"""Reward stage: a Bradley-Terry reward model (`python -m reward train`) and the reward service
+(`python -m reward serve`) that GRPO calls over HTTP. Launch commands: reward/__main__.py."""

@@ -1,0 +1,101 @@
+"""Dynamic batching: items from concurrent requests share one reward-model forward.
+
+Each caller awaits `DynamicBatcher.submit(item)`. One worker task takes the first waiting item, then keeps
+collecting until it holds `max_batch_size` items or `max_wait_ms` have passed since that first item, runs
+`batch_fn` on the whole batch in a dedicated thread (so the event loop keeps accepting requests while the
+model runs), and hands every caller the result at its own position. GRPO sends many small requests at once
+(one per completion group); this turns them into a few large forwards.
+"""
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+
+class DynamicBatcher:
+    """Gathers items across callers into batches for `batch_fn(items) -> results` (same length, same order)."""
+
+    def __init__(self, batch_fn: Callable[[Sequence[Any]], Sequence[Any]], *, max_batch_size: int, max_wait_ms: float):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        self.batch_fn = batch_fn
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.batch_sizes: list[int] = []  # one entry per `batch_fn` call: how many items it scored
+        self._queue: asyncio.Queue[tuple[Any, asyncio.Future]] | None = None
+        self._worker: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        """Start the worker on the running event loop."""
+        self._queue = asyncio.Queue()
+        # One thread: forwards never overlap, so the model needs no locking and batches stay large.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rm-forward")
+        self._worker = asyncio.create_task(self._run(), name="dynamic-batcher")
+
+    async def stop(self) -> None:
+        """Cancel the worker and fail whatever is still waiting."""
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        while self._queue is not None and not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(RuntimeError("reward service is shutting down"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._worker = self._executor = self._queue = None
+
+    async def submit(self, item: Any) -> Any:
+        """Queue one item and wait for its result."""
+        if self._queue is None:
+            raise RuntimeError("DynamicBatcher.submit() before start()")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, future))
+        return await future
+
+    async def _collect(self) -> list[tuple[Any, asyncio.Future]]:
+        """Block for one item, then gather more until the batch is full or the wait since the first has expired."""
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), timeout=remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            live = [(item, future) for item, future in batch if not future.cancelled()]  # caller gave up
+            if not live:
+                continue
+            items = [item for item, _ in live]
+            try:
+                results = await loop.run_in_executor(self._executor, self.batch_fn, items)
+                if len(results) != len(items):
+                    raise RuntimeError(f"batch_fn returned {len(results)} results for {len(items)} items")
+            except Exception as err:  # every caller of this batch sees the failure, the worker keeps serving
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            self.batch_sizes.append(len(items))
+            for (_, future), result in zip(live, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

@@ -1,0 +1,39 @@
+"""How the reward service turns a reward-model logit and a verifier result into one scalar reward.
+
+    reward = weights.rm * tanh((logit - rm_shift) / rm_scale) + weights.verifier * verifier_score
+
+A Bradley-Terry reward model's logit is only defined up to a constant and is unbounded, while the rule-based
+verifiers score in [0, 1]. The tanh keeps the model term in (-1, 1), so with the default weights (rm 0.2,
+verifier 1.0; our choice, not the report's) a verified answer always outranks an unverified one however much
+the reward model likes the latter, and the model term orders responses the verifier cannot tell apart.
+`rm_shift` recentres logits of a model trained without `center_rewards_coefficient`; `rm_scale` sets how many
+logits it takes to saturate. A component that is absent (no reference, or no reward model) contributes 0.
+"""
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weights of the two reward components."""
+
+    rm: float  # weight of the bounded reward-model score
+    verifier: float  # weight of the rule-based verifier score (in [0, 1])
+
+
+def bounded_rm_score(logit: float, *, shift: float = 0.0, scale: float = 1.0) -> float:
+    """Map a raw reward-model logit to (-1, 1): tanh((logit - shift) / scale). Monotonic, so it keeps the ranking."""
+    if scale <= 0:
+        raise ValueError(f"rm_scale must be > 0, got {scale}")
+    return math.tanh((logit - shift) / scale)
+
+
+def combine_reward(rm_score: float | None, verifier_score: float | None, weights: RewardWeights) -> float:
+    """Weighted sum of the (already bounded) reward-model score and the verifier score; None counts as absent."""
+    total = 0.0
+    if rm_score is not None:
+        total += weights.rm * rm_score
+    if verifier_score is not None:
+        total += weights.verifier * verifier_score
+    return total

@@ -1,0 +1,80 @@
+"""Reward-model scoring for the service: render (prompt, response) exactly as training did, one padded forward.
+
+Training (TRL `RewardTrainer`) tokenizes `prompt + [assistant response]` with the chat template (plain strings:
+`prompt + response + eos`), right-pads the batch and reads the logit of the last non-pad token, which
+`AutoModelForSequenceClassification` selects from `config.pad_token_id`. `RewardModelScorer` does the same, so
+a served score is the score the trainer's accuracy was measured on. Inputs longer than `max_length` keep their
+last `max_length` tokens: the score is read at the end of the response, so that end must survive truncation.
+"""
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+Prompt = list[dict] | str  # chat messages (TRL conversational format) or plain text
+ScoreInput = tuple[Prompt, str]  # (prompt, response)
+
+
+def encode_pair(tokenizer: PreTrainedTokenizerBase, prompt: Prompt, response: str) -> list[int]:
+    """Token ids of prompt followed by response, as TRL's RewardTrainer tokenizes a chosen/rejected sequence."""
+    if isinstance(prompt, str):
+        text = prompt + response
+        if tokenizer.eos_token and not text.endswith(tokenizer.eos_token):
+            text += tokenizer.eos_token
+        return list(tokenizer(text=text)["input_ids"])
+    messages = [*prompt, {"role": "assistant", "content": response}]
+    return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+
+def right_pad(sequences: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists -> (input_ids (B, L), attention_mask (B, L)), L = longest sequence."""
+    length = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask
+
+
+class RewardModelScorer:
+    """Callable scorer: list of (prompt, response) -> raw reward-model logits, one forward per call."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, max_length: int):
+        if model.config.num_labels != 1:
+            raise ValueError(f"a reward model has num_labels=1, this one has {model.config.num_labels}")
+        if model.config.pad_token_id != tokenizer.pad_token_id:
+            # The model finds the scored token by looking for pad ids; a mismatch would score the wrong token.
+            raise ValueError(
+                f"model config pad_token_id={model.config.pad_token_id} != tokenizer pad_token_id="
+                f"{tokenizer.pad_token_id}"
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    @classmethod
+    def from_pretrained(cls, path: str, *, device: str = "auto", dtype: str = "float32", max_length: int = 2048):
+        """Load a reward-model checkpoint directory (model + tokenizer) with this project's attention."""
+        from qwen25.model import load_model
+        from qwen25.tokenizer import load_tokenizer
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        tokenizer = load_tokenizer(path)
+        model = load_model(path, task="sequence-classification", dtype=getattr(torch, dtype)).to(device)
+        return cls(model, tokenizer, max_length=max_length)
+
+    def encode(self, prompt: Prompt, response: str) -> list[int]:
+        ids = encode_pair(self.tokenizer, prompt, response)
+        return ids[-self.max_length :]
+
+    def __call__(self, pairs: Sequence[ScoreInput]) -> list[float]:
+        input_ids, attention_mask = right_pad([self.encode(p, r) for p, r in pairs], self.tokenizer.pad_token_id)
+        device = self.model.device
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
+            ).logits  # (B, 1)
+        return logits[:, 0].float().cpu().tolist()

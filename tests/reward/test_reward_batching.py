@@ -1,0 +1,96 @@
+"""DynamicBatcher: concurrent callers share forwards and each gets its own result."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from reward.batching import DynamicBatcher
+
+
+class Recorder:
+    """batch_fn that squares numbers and records every batch it was called with (and from which thread)."""
+
+    def __init__(self, delay_s: float = 0.0):
+        self.batches: list[list[int]] = []
+        self.threads: set[str] = set()
+        self.delay_s = delay_s
+
+    def __call__(self, items):
+        self.batches.append(list(items))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay_s)
+        return [x * x for x in items]
+
+
+async def _run(batcher: DynamicBatcher, coroutine_factory):
+    await batcher.start()
+    try:
+        return await coroutine_factory()
+    finally:
+        await batcher.stop()
+
+
+def test_concurrent_submits_are_batched_and_answered_in_place():
+    fn = Recorder()
+    batcher = DynamicBatcher(fn, max_batch_size=4, max_wait_ms=50)
+    results = asyncio.run(_run(batcher, lambda: asyncio.gather(*(batcher.submit(i) for i in range(10)))))
+    assert results == [i * i for i in range(10)]
+    assert [len(b) for b in fn.batches] == [4, 4, 2]  # never above max_batch_size, 3 forwards for 10 callers
+    assert batcher.batch_sizes == [4, 4, 2]
+    assert sorted(x for b in fn.batches for x in b) == list(range(10))
+    assert all(name.startswith("rm-forward") for name in fn.threads)  # off the event loop
+
+
+def test_items_arriving_while_a_forward_runs_form_the_next_batch():
+    fn = Recorder(delay_s=0.05)
+    batcher = DynamicBatcher(fn, max_batch_size=64, max_wait_ms=1)
+
+    async def staggered():
+        first = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.01)  # first batch is running now
+        rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(2, 7)]
+        return await asyncio.gather(first, *rest)
+
+    assert asyncio.run(_run(batcher, staggered)) == [1, 4, 9, 16, 25, 36]
+    assert [len(b) for b in fn.batches] == [1, 5]
+
+
+def test_a_lone_item_waits_at_most_max_wait():
+    fn = Recorder()
+    batcher = DynamicBatcher(fn, max_batch_size=8, max_wait_ms=30)
+
+    async def one():
+        start = time.perf_counter()
+        result = await batcher.submit(3)
+        return result, time.perf_counter() - start
+
+    result, elapsed = asyncio.run(_run(batcher, one))
+    assert result == 9
+    assert 0.025 <= elapsed < 1.0
+
+
+def test_a_failing_batch_fails_its_callers_and_the_worker_keeps_serving():
+    def fn(items):
+        if -1 in items:
+            raise RuntimeError("bad batch")
+        return [x + 1 for x in items]
+
+    batcher = DynamicBatcher(fn, max_batch_size=8, max_wait_ms=20)
+
+    async def scenario():
+        failed = await asyncio.gather(batcher.submit(-1), batcher.submit(5), return_exceptions=True)
+        after = await batcher.submit(7)
+        return failed, after
+
+    failed, after = asyncio.run(_run(batcher, scenario))
+    assert all(isinstance(err, RuntimeError) and "bad batch" in str(err) for err in failed)
+    assert after == 8
+
+
+def test_rejects_bad_settings():
+    with pytest.raises(ValueError, match="max_batch_size"):
+        DynamicBatcher(Recorder(), max_batch_size=0, max_wait_ms=1)
+    with pytest.raises(ValueError, match="max_wait_ms"):
+        DynamicBatcher(Recorder(), max_batch_size=1, max_wait_ms=-1)
