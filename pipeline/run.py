@@ -137,7 +137,7 @@ class Pipeline:
 
     def validate(self) -> None:
         """Parse every stage config with the pipeline's overrides: wrong keys or values stop here."""
-        from data_builders.__main__ import DataConfig
+        from data_builders.config import DataConfig
         from offline_rl.config import DPOStageConfig
         from online_rl.config import GRPOStageConfig
         from reward.service import ServeConfig
