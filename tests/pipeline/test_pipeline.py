@@ -21,7 +21,10 @@ def test_pipeline_smoke_runs_every_stage(tmp_path, capsys):
         assert e["mean_reward"] is not None  # scored by the live reward service
     for stage in ("sft", "reward", "dpo", "grpo"):
         assert (run_dir / stage / "config.json").is_file(), stage  # an HF checkpoint the next stage read
+        assert results["stage_summaries"][stage]["stage"] == stage
+    for stage in ("sft", "dpo", "grpo"):
         assert results["stage_summaries"][stage]["steps"] == 2, stage
+    assert 0.0 <= results["stage_summaries"]["reward"]["eval_accuracy"] <= 1.0
     assert "| grpo |" in (run_dir / "results.md").read_text()
     assert "reward service stopped" in capsys.readouterr().out
 
