@@ -19,6 +19,8 @@ def load_records(path: str | Path, *, key: str, columns: list[str]) -> Dataset:
         ds = load_from_disk(str(path))
     except FileNotFoundError as e:
         raise ConfigError(f"{key}: {path} is not a dataset saved with save_to_disk ({e})") from e
+    if not isinstance(ds, Dataset):
+        raise ConfigError(f"{key}: {path} holds a {type(ds).__name__}; expected a single split (Dataset)")
     missing = [c for c in columns if c not in ds.column_names]
     if missing:
         raise ConfigError(f"{key}: {path} lacks column(s) {missing}; it has {ds.column_names}")
@@ -28,8 +30,8 @@ def load_records(path: str | Path, *, key: str, columns: list[str]) -> Dataset:
 
 
 def resume_checkpoint(output_dir: str | Path, resume: str | None) -> str | None:
-    """`resume_from_checkpoint` semantics: a path, "auto" (the last checkpoint in output_dir, if any) or None."""
-    if resume != "auto":
+    """`resume_from_checkpoint`: a path, None, or "auto"/"last"/"true" for the last checkpoint in output_dir (if any)."""
+    if resume is None or resume.lower() not in ("auto", "last", "true"):
         return resume
     out = Path(output_dir)
     return get_last_checkpoint(str(out)) if out.is_dir() else None

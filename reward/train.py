@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from datasets import Dataset, load_from_disk
+from datasets import Dataset
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import RewardConfig, RewardTrainer
 
 from pipeline.configs import ConfigError, parse_config, require_path
+from pipeline.stage_io import load_records, resume_checkpoint
 from pipeline.tracking import setup_tracking, write_summary
 from qwen25.model import load_model
 from qwen25.tokenizer import load_tokenizer
@@ -50,26 +50,7 @@ class RewardTrainConfig(RewardConfig):
 
 def load_preference_dataset(config: RewardTrainConfig, key: str) -> Dataset:
     """The dataset at `config.<key>`, reduced to prompt/chosen/rejected; ConfigError naming the key if unusable."""
-    path = require_path(config, key)
-    try:
-        dataset = load_from_disk(str(path))
-    except FileNotFoundError as err:
-        raise ConfigError(f"{key}: {path} is not a dataset saved with datasets.save_to_disk ({err})") from err
-    if not isinstance(dataset, Dataset):
-        raise ConfigError(f"{key}: {path} holds a {type(dataset).__name__}; expected a single split (Dataset)")
-    missing = [column for column in PREFERENCE_COLUMNS if column not in dataset.column_names]
-    if missing:
-        raise ConfigError(f"{key}: {path} lacks column(s) {missing}; has {dataset.column_names}")
-    if len(dataset) == 0:
-        raise ConfigError(f"{key}: {path} is empty")
-    return dataset.select_columns(PREFERENCE_COLUMNS)
-
-
-def resolve_resume(value: str | None, output_dir: str) -> str | None:
-    """`resume_from_checkpoint`: a checkpoint path, or "last" for the newest checkpoint in output_dir (if any)."""
-    if value is None or value.lower() not in ("last", "true"):
-        return value
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    return load_records(require_path(config, key), key=key, columns=PREFERENCE_COLUMNS)
 
 
 def save_final(trainer: RewardTrainer, output_dir: str) -> None:
@@ -113,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     kept = len(trainer.train_dataset)
     if kept == 0:
         raise ConfigError(f"max_length={config.max_length}: every training pair is longer; raise max_length")
-    resume = resolve_resume(config.resume_from_checkpoint, config.output_dir)
+    resume = resume_checkpoint(config.output_dir, config.resume_from_checkpoint)
     train_output = trainer.train(resume_from_checkpoint=resume)
     save_final(trainer, config.output_dir)
 
