@@ -3,19 +3,46 @@
 `verify(response, reference)` is the one entry point: builders filter candidates with it and the reward service
 scores responses with it. Adding a verifier is one entry in `VERIFIERS`: a function
 `(response: str, reference: dict) -> VerifierResult`.
+
+Registered: "math" (`math.verify_math`), "instruction" (`instruction.verify_instruction`, IFEval's constraints)
+and, when their modules are present, "code" (`code.verify_code`) and "instruction_code"
+(`instruction_code.verify_instruction_code`). Those two run code in the sandbox and are imported on their first
+call, not here, so that importing the registry stays cheap and never loads the sandbox for math or instructions.
 """
 
+import importlib
+import importlib.util
 import json
 from collections.abc import Callable
 
+from data_builders.verifiers.instruction import verify_instruction
 from data_builders.verifiers.math import verify_math
 from data_builders.verifiers.result import VerifierResult
 
+
+def lazy_verifier(module: str, function: str) -> Callable[[str, dict], VerifierResult]:
+    """A verifier that imports `module` and looks up `function` on its first call (import errors surface there)."""
+
+    def run(response: str, reference: dict) -> VerifierResult:
+        return getattr(importlib.import_module(module), function)(response, reference)
+
+    run.__name__ = run.__qualname__ = function
+    run.__doc__ = f"{module}.{function}, imported on first use."
+    return run
+
+
 VERIFIERS: dict[str, Callable[[str, dict], VerifierResult]] = {
     "math": verify_math,
+    "instruction": verify_instruction,
 }
+# Verifiers whose modules run model-written code in the sandbox: registered when their module is present (their
+# authors add them independently), imported on first use. Registry name = module name -> function.
+_SANDBOXED = {"code": "verify_code", "instruction_code": "verify_instruction_code"}
+for _kind, _function in _SANDBOXED.items():
+    if importlib.util.find_spec(f"{__name__}.{_kind}") is not None:
+        VERIFIERS[_kind] = lazy_verifier(f"{__name__}.{_kind}", _function)
 
-__all__ = ["VERIFIERS", "VerifierResult", "parse_reference", "verify"]
+__all__ = ["VERIFIERS", "VerifierResult", "lazy_verifier", "parse_reference", "verify"]
 
 
 def parse_reference(reference: dict | str) -> dict:

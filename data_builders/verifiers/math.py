@@ -6,13 +6,20 @@ A response passes when all three hold:
 1. its final answer is stated as the last `\\boxed{...}` or as "The answer is X" (`format_ok`); when neither is
    there the last number in the text is still extracted and reported, but the response fails;
 2. that answer equals the reference: a fast exact path (normalised strings, or both sides read as numbers:
-   "12" = "12.0", "1,200" = "1200", "\\frac{1}{2}" = "0.5"), then math-verify for symbolic answers;
+   "12" = "12.0", "1,200" = "1200", "\\frac{1}{2}" = "\\frac12" = "0.5"), then math-verify for symbolic answers
+   (radicals "2\\sqrt{2}" = "\\sqrt{8}", intervals "[1, 3)" = "\\left[1,3\\right)", sets "\\{1,2\\}" = "\\{2,1\\}",
+   tuples in order, "\\pi/2" = "\\frac{\\pi}{2}");
 3. every plain arithmetic step written in the text (`7 + 5 = 12`) is right, so a right answer reached through a
    wrong step does not count as verified.
 
 math-verify is called with its timeouts disabled: they use `signal.alarm`, which raises outside the main thread
 (the reward service and builders verify from thread pools). Work is bounded instead by capping the answer length
 and skipping math-verify on answers that could make sympy run away (towers of powers, huge exponents).
+
+Percentages: a percent sign (or the word "percent") on either side lets that side's number match as written or
+divided by 100, so "50\\%" equals both "50" (MATH-style graders drop the sign) and "0.5" (what 50% means); math-verify
+makes the same choice. Without a sign, "50" and "0.5" differ.
+
 Nothing here raises on a bad response: garbage gets `passed=False` with the reason in `details`.
 """
 
@@ -36,7 +43,10 @@ _DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _LATEX_FRAC = re.compile(r"([-+]?)\\frac\{([-+]?\d+)\}\{([-+]?\d+)\}")
 _SLASH_FRAC = re.compile(r"([-+]?\d+)/(\d+)")
 _TEXT = re.compile(r"\\(?:text|mathrm|textbf|mbox)\{([^{}]*)\}")
-_NUMBER_WITH_UNIT = re.compile(r"([-+]?[\d.,]*\d)\s+[A-Za-z]{2,}[A-Za-z ]*")  # "12 marbles", not "2 x"
+_NUMBER_WITH_UNIT = re.compile(r"([-+]?[\d.,]*\d)\s+([A-Za-z]{2,}[A-Za-z ]*)")  # "12 marbles", not "2 x"
+# Single-character arguments without braces, as LaTeX allows: \frac12 = \frac{1}{2}, \sqrt2 = \sqrt{2}.
+_BARE_FRAC = re.compile(r"\\frac(?:(\d)|\{([^{}]*)\})(?:(\d)|\{([^{}]*)\})")
+_BARE_SQRT = re.compile(r"\\sqrt(\d)")
 _SPACING = re.compile(r"\\[,;:! ]|\\left|\\right|~|\s+")
 # Answers sympy could spend minutes on: exponents of 7+ digits, towers of powers, factorials of 4+ digits.
 _RUNAWAY = re.compile(r"\^\s*\{?\s*[\d.]{7,}|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\d{4,}\s*!")
@@ -118,6 +128,11 @@ def _last_boxed(text: str) -> str | None:
 
 def normalize(answer: str) -> str:
     """Canonical text of an answer: no $ or \\( \\), no spacing commands, units and trailing periods dropped."""
+    return _canonical(answer)[0]
+
+
+def _canonical(answer: str) -> tuple[str, bool]:
+    """`normalize(answer)` and whether the answer was a percentage ("50\\%", "50%", "50 percent")."""
     text = answer.strip()
     for left, right in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
@@ -126,12 +141,19 @@ def normalize(answer: str) -> str:
     text = text.replace("\\$", "").replace("^\\circ", "").replace("^{\\circ}", "")
     text = _TEXT.sub(r"\1", text)
     text = text.strip().rstrip(".").strip()
+    percent = False
     unit = _NUMBER_WITH_UNIT.fullmatch(text)
     if unit:
         text = unit.group(1)
+        percent = unit.group(2).strip().lower() == "percent"
     if text.endswith("\\%"):
         text = text[:-2]
-    return _SPACING.sub("", text).rstrip("%")
+        percent = True
+    text = _SPACING.sub("", text)
+    if text.endswith("%"):
+        percent = True
+    text = _BARE_FRAC.sub(lambda m: f"\\frac{{{m.group(1) or m.group(2)}}}{{{m.group(3) or m.group(4)}}}", text)
+    return _BARE_SQRT.sub(r"\\sqrt{\1}", text.rstrip("%")), percent
 
 
 def to_number(text: str) -> Fraction | None:
@@ -157,12 +179,15 @@ def to_number(text: str) -> Fraction | None:
 
 def answers_match(predicted: str, expected: str) -> tuple[bool, str]:
     """Whether two final answers are equal, and which path decided: "exact", "numeric", "math_verify", "skipped"."""
-    pred, gold = normalize(predicted), normalize(expected)
+    (pred, pred_percent), (gold, gold_percent) = _canonical(predicted), _canonical(expected)
     if pred and pred == gold:
         return True, "exact"
     pred_value, gold_value = to_number(pred), to_number(gold)
     if pred_value is not None and gold_value is not None:
-        return pred_value == gold_value, "numeric"
+        same = pred_value == gold_value
+        same = same or (pred_percent and pred_value / 100 == gold_value)
+        same = same or (gold_percent and gold_value / 100 == pred_value)
+        return same, "numeric"
     if not pred or _RUNAWAY.search(pred) or _RUNAWAY.search(gold):
         return False, "skipped"
     gold_parsed, pred_parsed = _parse(gold), _parse(pred)

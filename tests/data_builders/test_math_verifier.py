@@ -1,12 +1,15 @@
 """The math verifier: answer extraction, equivalence, step checks, garbage input, threads, speed."""
 
+import importlib.util
 import json
-import time
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from data_builders.verifiers import VERIFIERS, VerifierResult, verify
+from data_builders.verifiers import VERIFIERS, VerifierResult, lazy_verifier, verify
 from data_builders.verifiers.math import answers_match, extract_answer
 
 TWELVE = {"type": "math", "answer": "12"}
@@ -109,10 +112,8 @@ def test_step_errors_with_other_operators():
     "\\boxed{" + "1" * 5000 + "}",
 ])
 def test_garbage_never_raises(garbage):
-    start = time.perf_counter()
-    result = verify(garbage, TWELVE)
+    result = verify(garbage, TWELVE)  # how long each takes is measured in benchmarks/verifiers.py
     assert result.passed is False and result.score == 0.0
-    assert time.perf_counter() - start < 1.0
     json.dumps(result.details)
 
 
@@ -120,20 +121,10 @@ def test_non_string_response_fails_cleanly():
     assert verify(None, TWELVE).passed is False  # type: ignore[arg-type]
 
 
-def test_huge_response_is_linear():
-    text = ("Some words and 1 + 2 = 3. " * 40_000) + "The answer is \\boxed{12}."  # about 1 MB
-    start = time.perf_counter()
-    assert verify(text, TWELVE).passed
-    assert time.perf_counter() - start < 2.0
-
-
-def test_typical_call_is_fast():
-    text = "Mia has 4 bags with 3 apples in each bag. 4 bags of 3 is 4 × 3 = 12. The answer is \\boxed{12}."
-    verify(text, TWELVE)
-    start = time.perf_counter()
-    for _ in range(500):
-        verify(text, TWELVE)
-    assert (time.perf_counter() - start) / 500 < 0.002
+def test_huge_response_is_verified():
+    text = ("Some words and 1 + 2 = 3. " * 40_000) + "The answer is \\boxed{12}."  # about 1 MB; timed in benchmarks/
+    result = verify(text, TWELVE)
+    assert result.passed and result.details["step_errors"] == []
 
 
 def test_works_inside_a_thread_pool():
@@ -153,11 +144,32 @@ def test_reference_as_json_string():
 
 
 def test_unknown_type_names_it_and_the_known_ones():
-    with pytest.raises(ValueError, match=r"'code'.*\['math'\]"):
-        verify("x", {"type": "code"})
+    with pytest.raises(ValueError, match=r"'json_schema'.*known types: \[.*'instruction'.*'math'\]"):
+        verify("x", {"type": "json_schema"})
     with pytest.raises(ValueError, match="None"):
         verify("x", {"answer": "1"})
-    assert list(VERIFIERS) == ["math"]
+    assert list(VERIFIERS)[:2] == ["math", "instruction"]
+
+
+@pytest.mark.parametrize("kind, function", [("code", "verify_code"), ("instruction_code", "verify_instruction_code")])
+def test_sandboxed_verifiers_are_registered_lazily_when_their_module_exists(kind, function):
+    present = importlib.util.find_spec(f"data_builders.verifiers.{kind}") is not None
+    assert (kind in VERIFIERS) == present
+    if present:
+        assert VERIFIERS[kind].__name__ == function
+
+
+def test_lazy_verifier_imports_on_first_call():
+    lazy_math = lazy_verifier("data_builders.verifiers.math", "verify_math")
+    assert lazy_math("\\boxed{12}", TWELVE).passed and not lazy_math("\\boxed{13}", TWELVE).passed
+
+
+def test_importing_the_registry_loads_no_sandbox_sympy_or_langdetect():
+    heavy = ("data_builders.sandbox", "sympy", "langdetect", "math_verify")
+    code = f"import sys, data_builders.verifiers; print(sorted(m for m in sys.modules if m.startswith({heavy})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "[]"
 
 
 def test_malformed_reference_raises():
@@ -167,3 +179,70 @@ def test_malformed_reference_raises():
         verify("\\boxed{1}", "{not json")
     with pytest.raises(ValueError, match="object"):
         verify("\\boxed{1}", "[1, 2]")
+
+
+# --- answer forms the issue lists: each with equal and different pairs ----------------------------------------------
+
+
+@pytest.mark.parametrize("predicted, expected, same", [
+    # percentages: the sign lets a number match as written or divided by 100 (math-verify's choice too)
+    ("50\\%", "50", True), ("50%", "0.5", True), ("0.5", "50\\%", True), ("50 percent", "0.5", True),
+    ("12.5\\%", "\\frac{1}{8}", True), ("50", "0.5", False), ("50\\%", "5", False), ("50\\%", "0.05", False),
+    # intervals
+    ("[1, 3)", "\\left[1,3\\right)", True), ("(-\\infty, 2]", "(-\\infty,2]", True),
+    ("[1,3) \\cup (4,5]", "[1,3)\\cup(4,5]", True), ("[1,3)", "[1,3]", False), ("(1,3)", "[1,3)", False),
+    # radicals
+    ("2\\sqrt{2}", "\\sqrt{8}", True), ("2\\sqrt2", "\\sqrt{8}", True), ("2\\sqrt2", "2\\sqrt{2}", True),
+    ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", True), ("3\\sqrt{2}", "\\sqrt{8}", False),
+    # LaTeX vs plain
+    ("\\frac12", "1/2", True), ("\\dfrac{1}{2}", "1/2", True), ("\\tfrac{1}{2}", "0.5", True),
+    ("\\frac1{2}", "0.5", True),
+    ("\\pi/2", "\\frac{\\pi}{2}", True), ("\\frac13", "0.5", False), ("\\frac{1}{2}", "2", False),
+    # sets are unordered, tuples are ordered
+    ("\\{1, 2\\}", "\\{2, 1\\}", True), ("(1, 2)", "(1,2)", True), ("\\{1,2\\}", "\\{1,3\\}", False),
+    ("(1,2)", "(2,1)", False),
+])
+def test_answer_forms(predicted, expected, same):
+    assert answers_match(predicted, expected)[0] is same
+
+
+def test_bare_latex_fractions_take_the_fast_numeric_path():
+    assert answers_match("\\frac12", "0.5") == (True, "numeric")
+    assert answers_match("\\frac{3}4", "0.75") == (True, "numeric")
+    assert answers_match("50%", "0.5") == (True, "numeric")
+
+
+def test_percent_answer_end_to_end():
+    assert verify("Half of them: \\boxed{50\\%}", {"type": "math", "answer": "0.5"}).passed
+    assert verify("Half of them: \\boxed{50\\%}", {"type": "math", "answer": "50"}).passed
+    assert not verify("Half of them: \\boxed{50}", {"type": "math", "answer": "0.5"}).passed
+
+
+@pytest.mark.parametrize("text, extracted, route", [
+    # boxed: found, the last balanced one wins
+    ("so \\boxed{12}.", "12", "boxed"),
+    ("\\fbox{7}", "7", "boxed"),
+    # boxed, negative: an unclosed box is not an answer; the next route takes over
+    ("The answer is 12. \\boxed{13", "12", "answer_is"),
+    ("We get 5 and \\boxed{13", "13", "last_number"),
+    # "The answer is": positive
+    ("Therefore the final answer is: 3/4.", "3/4", "answer_is"),
+    ("The answer is 1,200 apples.", "1,200 apples", "answer_is"),
+    # "The answer is", negative: nothing after it, or no "the" ("Answer: 12")
+    ("We get 5. The answer is", "5", "last_number"),
+    ("Answer: 12", "12", "last_number"),
+    # last number: positive (grouped, negative, decimal)
+    ("It costs 1,200 dollars.", "1,200", "last_number"),
+    ("It drops to -4.5 degrees.", "-4.5", "last_number"),
+    # last number, negative: none in the text, or only inside words
+    ("No digits here.", None, "none"),
+    ("x2 and y3", None, "none"),
+])
+def test_extraction_routes(text, extracted, route):
+    assert extract_answer(text) == (extracted, route)
+
+
+def test_no_answer_at_all_fails_with_a_reason():
+    result = verify("I am not sure about this one.", TWELVE)
+    assert (result.passed, result.format_ok, result.details["extraction"]) == (False, False, "none")
+    assert result.details["failure"] == "no final answer found"
