@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import os
 
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    # without CUDA, Triton kernels run on CPU tensors in the interpreter, which must be chosen before triton loads
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
