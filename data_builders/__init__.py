@@ -1,9 +1,15 @@
 """Verified data builders: records that carry their own proof.
 
 - `verifiers`: `verify(response, reference)`, rule-based checks dispatched on `reference["type"]`
+  (math, instruction, code, instruction_code)
+- `sandbox`: `run` / `run_many`, the only place model-written code executes
+- `generators`: the `Generator` protocol and its backends (procedural, local HF model, OpenAI-compatible HTTP)
+- `builders`: one module per area (math, code, instruction, instruction_code) and the rejection-sampling core
+- `seeds`: loaders for GSM8K/MATH, MBPP/HumanEval and IFEval JSONL seed files
 - `records`: the SFT, preference and RL-query row schemas
 - `config`: `DataConfig`, parsed by TRL's `TrlParser`
-- `arithmetic`: the offline procedural builder, `build(config)`
+- `arithmetic`: the offline procedural arithmetic builder of the tiny demo, `build(config)`
 - `writer`: `write(splits, output_dir, jsonl)`, atomic, with a manifest
-- `python -m data_builders --config configs/data/tiny.yaml` runs them all
+- `python -m data_builders --config FILE` (or `qwenpost data build --config FILE`) builds the arithmetic splits
+  and every area listed under `areas`
 """

@@ -4,6 +4,17 @@
 
 Values are checked when the dataclass is built, so a bad YAML or CLI value stops the run before any work, with
 the key named.
+
+The flat keys drive the arithmetic builder of the tiny demo. `areas` adds the verified areas (each an
+`AreaConfig` subclass, keys checked and named as `areas.<area>.<key>`) and `generator` picks the backend that
+writes their candidates:
+
+    areas:
+      math: {seed_files: [gsm8k.jsonl], procedural: 200, k: 4, splits: {sft: 0.6, preference: 0.3, rl_queries: 0.1}}
+      code: {procedural: 50, languages: [python, javascript]}
+    generator: {backend: openai, base_url: "http://127.0.0.1:8000/v1", model: qwen}
+
+`areas` and `generator` are mappings, so they are set in YAML (argparse cannot take them on the command line).
 """
 
 import dataclasses
@@ -34,6 +45,11 @@ class DataConfig:
     rl_queries_size: int = 512  # GRPO queries with a math reference
     heldout_size: int = 64  # held-out queries for evaluation
     jsonl: bool = False  # also write <output_dir>/<split>.jsonl
+    # verified areas built by rejection sampling, e.g. {math: {procedural: 200, k: 4}}; absent areas are not built
+    areas: dict = field(default_factory=dict)
+    # who writes the candidates: {backend: procedural} (offline, default), {backend: hf, model_path: ...} or
+    # {backend: openai, base_url: http://host:8000/v1, model: ...}
+    generator: dict = field(default_factory=lambda: {"backend": "procedural"})
 
     def __post_init__(self) -> None:
         _require(isinstance(self.output_dir, str) and self.output_dir.strip() != "", "output_dir",
@@ -52,10 +68,137 @@ class DataConfig:
                  "two_step_fraction", "a number between 0 and 1", fraction)
         self.two_step_fraction = float(fraction)
         _require(isinstance(self.jsonl, bool), "jsonl", "true or false", self.jsonl)
+        self.area_configs()
+        check_generator(self.generator)
+
+    def area_configs(self) -> dict[str, "AreaConfig"]:
+        """The `areas` mapping as checked dataclasses, in the order areas are built."""
+        _require(isinstance(self.areas, dict), "areas", "a mapping of area name to settings", self.areas)
+        unknown = sorted(set(self.areas) - set(AREAS))
+        _require(not unknown, "areas", f"areas from {list(AREAS)} (unknown: {unknown})", sorted(self.areas))
+        return {name: parse_area(name, self.areas[name]) for name in AREAS if name in self.areas}
 
     def split_sizes(self) -> dict[str, int]:
         """Rows per split, in the order splits are drawn."""
         return {split: getattr(self, f"{split}_size") for split in SPLITS}
+
+
+@dataclass
+class AreaConfig:
+    """Settings every verified area shares: where queries come from, how many candidates, how splits are cut."""
+
+    seed_files: list[str] = field(default_factory=list)  # local JSONL seeds in the area's standard formats
+    max_seed_queries: int | None = None  # use at most this many seed queries (in file order); None: all
+    procedural: int = 0  # offline procedural queries added to the seeds
+    k: int = 4  # candidates sampled and verified per query (rejection sampling)
+    splits: dict = field(default_factory=lambda: dict(AREA_SPLITS))  # share of the queries in each split
+
+
+@dataclass
+class MathAreaConfig(AreaConfig):
+    """Math chain-of-thought: GSM8K/MATH seeds plus procedural arithmetic stories (arithmetic.py's generator)."""
+
+    min_operand: int = 2  # smallest number in a procedural problem
+    max_operand: int = 99  # largest number in a procedural problem
+    ops: list[str] = field(default_factory=lambda: list(OPS))  # operations drawn from
+    two_step_fraction: float = 0.5  # share of two-step procedural problems
+
+
+@dataclass
+class CodeAreaConfig(AreaConfig):
+    """Code: MBPP/HumanEval seeds plus procedural function tasks, verified by running tests in the sandbox."""
+
+    languages: list[str] = field(default_factory=lambda: list(CODE_LANGUAGES))  # languages of procedural tasks
+    workers: int | None = None  # sandbox processes run at once; None: the sandbox's default
+
+
+@dataclass
+class InstructionAreaConfig(AreaConfig):
+    """Instruction following: a base task plus 1..max_constraints constraints from the instruction verifier."""
+
+    max_constraints: int = 3  # constraints per procedural prompt (1..3 in the issue)
+
+
+@dataclass
+class InstructionCodeAreaConfig(AreaConfig):
+    """The report's code-verified instructions: instruction + check function + its unit tests, run in the sandbox."""
+
+    flawed_check_fraction: float = 0.25  # share of check functions written with a bug their own tests must catch
+
+
+AREAS = {"math": MathAreaConfig, "code": CodeAreaConfig, "instruction": InstructionAreaConfig,
+         "instruction_code": InstructionCodeAreaConfig}
+AREA_SPLITS = {"sft": 0.6, "preference": 0.3, "rl_queries": 0.1}  # ours: the report gives no split of queries
+CODE_LANGUAGES = ("python", "javascript", "cpp")
+_AREA_INTS = {"procedural": 0, "k": 1, "max_seed_queries": 0, "min_operand": 0, "max_operand": 0,
+              "max_constraints": 1, "workers": 1}  # integer area keys and their smallest value
+_OPTIONAL_INTS = ("max_seed_queries", "workers")  # may be null
+
+
+def parse_area(name: str, values: object) -> AreaConfig:
+    """The dataclass of area `name` from its YAML mapping; unknown keys and bad values named as areas.<name>.<key>."""
+    cls = AREAS[name]
+    where = f"areas.{name}"
+    _require(isinstance(values, dict), where, "a mapping of settings", values)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    _require(not unknown, where, f"keys from {sorted(known)} (unknown: {unknown})", sorted(values))
+    area = cls(**values)
+    _require(isinstance(area.seed_files, list) and all(isinstance(p, str) and p for p in area.seed_files),
+             f"{where}.seed_files", "a list of file paths", area.seed_files)
+    for key, low in _AREA_INTS.items():
+        value = getattr(area, key, None)
+        if key not in known or (value is None and key in _OPTIONAL_INTS):
+            continue
+        _require(isinstance(value, int) and not isinstance(value, bool) and value >= low, f"{where}.{key}",
+                 f"a whole number >= {low}", value)
+    splits = area.splits
+    _require(isinstance(splits, dict) and splits and set(splits) <= set(SPLITS), f"{where}.splits",
+             f"a mapping from split names {list(SPLITS)} to shares", splits)
+    for split, share in splits.items():
+        _require(isinstance(share, int | float) and not isinstance(share, bool) and share >= 0,
+                 f"{where}.splits.{split}", "a share >= 0", share)
+    _require(sum(splits.values()) > 0, f"{where}.splits", "shares that add up to more than 0", splits)
+    if isinstance(area, MathAreaConfig):
+        _require(area.max_operand >= area.min_operand, f"{where}.max_operand", "a number >= min_operand",
+                 area.max_operand)
+        _require_choices(area.ops, f"{where}.ops", OPS, allow_empty=False)
+        _require(isinstance(area.two_step_fraction, int | float) and 0 <= area.two_step_fraction <= 1,
+                 f"{where}.two_step_fraction", "a number between 0 and 1", area.two_step_fraction)
+    if isinstance(area, CodeAreaConfig):
+        _require_choices(area.languages, f"{where}.languages", CODE_LANGUAGES, allow_empty=area.procedural == 0)
+    if isinstance(area, InstructionAreaConfig):
+        _require(1 <= area.max_constraints <= 3, f"{where}.max_constraints", "1, 2 or 3", area.max_constraints)
+    if isinstance(area, InstructionCodeAreaConfig):
+        _require(isinstance(area.flawed_check_fraction, int | float) and 0 <= area.flawed_check_fraction <= 1,
+                 f"{where}.flawed_check_fraction", "a number between 0 and 1", area.flawed_check_fraction)
+    return area
+
+
+def check_generator(settings: object) -> None:
+    """Refuse a `generator` section naming an unknown backend or options its backend does not take."""
+    import inspect
+
+    from data_builders.generators import BACKENDS
+
+    _require(isinstance(settings, dict), "generator", "a mapping with a 'backend' key", settings)
+    backend = settings.get("backend", "procedural")
+    _require(backend in BACKENDS, "generator.backend", f"one of {list(BACKENDS)}", backend)
+    if backend == "procedural":
+        allowed: set[str] = set()
+    elif backend == "hf":
+        from data_builders.generators.hf import HFGenerator
+
+        allowed = set(inspect.signature(HFGenerator).parameters)
+    else:
+        from data_builders.generators.openai_http import OpenAIGenerator
+
+        allowed = set(inspect.signature(OpenAIGenerator).parameters)
+    unknown = sorted(set(settings) - allowed - {"backend"})
+    _require(not unknown, "generator", f"options of the {backend} backend {sorted(allowed)} (unknown: {unknown})",
+             settings)
+    for required in {"hf": ["model_path"], "openai": ["base_url", "model"]}.get(backend, []):
+        _require(required in settings, f"generator.{required}", f"a value for the {backend} backend", None)
 
 
 def _require(ok: bool, key: str, expected: str, value: object) -> None:

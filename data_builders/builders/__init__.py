@@ -1,0 +1,53 @@
+"""Verified builders, one module per area, over one rejection-sampling core (`sampling`).
+
+- `math`: GSM8K/MATH seeds and procedural arithmetic (SFT area 2), checked by the math verifier
+- `code`: MBPP/HumanEval seeds and procedural function tasks (area 3), tests run in the sandbox
+- `instruction`: base tasks plus verifiable constraints, IFEval seeds (area 4), checked by the instruction verifier
+- `instruction_code`: the report's code-verified instructions (area 4): a check function accepted only if its own
+  unit tests pass in the sandbox, then used to select responses
+
+Each area module has `make_queries(area_config, seed) -> (queries, dropped)`, `dropped` counting task candidates
+thrown away before sampling (e.g. check functions failing their own tests), and may have
+`batch_verifier(area_config)` returning a verdict-identical batched verifier (e.g. over the sandbox's `run_many`).
+`build_areas` runs them all.
+"""
+
+import importlib
+from collections import Counter
+from collections.abc import Callable
+
+from data_builders.builders.sampling import AreaStats, assign_splits, build_split_rows, verify_each
+from data_builders.config import AreaConfig, DataConfig
+from data_builders.generators import Generator, make_generator
+
+__all__ = ["AreaStats", "build_area", "build_areas"]
+
+
+def _module(name: str):
+    return importlib.import_module(f"data_builders.builders.{name}")
+
+
+def build_area(name: str, area: AreaConfig, generator: Generator, seed: int,
+               progress: bool = True) -> tuple[dict[str, list[dict]], AreaStats]:
+    """Rows per split of one area (`area` is its parsed config) and what was kept and dropped."""
+    module = _module(name)
+    queries, dropped = module.make_queries(area, seed)
+    splits = assign_splits(queries, area.splits, seed, name)
+    verify_batch: Callable = module.batch_verifier(area) if hasattr(module, "batch_verifier") else verify_each
+    stats = AreaStats(dropped=Counter(dropped))
+    rows = build_split_rows(name, splits, generator, area.k, stats, verify_batch, progress=progress)
+    return rows, stats
+
+
+def build_areas(config: DataConfig, generator: Generator | None = None,
+                progress: bool = True) -> tuple[dict[str, list[dict]], dict[str, AreaStats]]:
+    """Every configured area (in the order math, code, instruction, instruction_code), its rows gathered by
+    split, and each area's stats."""
+    generator = generator or make_generator(config.generator, seed=config.seed)
+    splits: dict[str, list[dict]] = {}
+    stats: dict[str, AreaStats] = {}
+    for name, area in config.area_configs().items():
+        rows, stats[name] = build_area(name, area, generator, config.seed, progress=progress)
+        for split, split_rows in rows.items():
+            splits.setdefault(split, []).extend(split_rows)
+    return splits, stats

@@ -1,0 +1,185 @@
+"""Rejection sampling, the core every verified area shares: generate k, verify each, keep, pair, or query.
+
+For each query assigned to a split:
+- its `gold` response (when known) must pass its own reference, else the query is dropped as broken;
+- k candidates come from the generator and each is verified against the query's `reference`;
+- `sft`: the first passing candidate becomes an SFT row carrying the verifier's result as its proof (timings
+  left out, so rebuilds are byte-identical);
+- `preference` / `preference_eval`: the first passing candidate (chosen) against the first failing one (rejected),
+  `reason` = the failing candidate's kind and the verifier's own explanation;
+- `rl_queries` / `heldout`: a query row carrying the reference; for `rl_queries` the variance of the k candidates'
+  scores is stored as `reward_variance` (the report orders GRPO queries by it, highest first).
+
+Queries that cannot give their row (no passing candidate for SFT, no failing one for a pair) are dropped and
+counted by reason, as every failing candidate is counted by why it failed: the summary the CLI prints.
+"""
+
+import hashlib
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from tqdm import tqdm
+
+from data_builders.generators import Candidate, Generator, Query
+from data_builders.records import assistant_message, preference_record, rl_query_record, sft_record
+from data_builders.verifiers import VerifierResult, verify
+
+SPLIT_KINDS = {"sft": "sft", "preference": "preference", "preference_eval": "preference",
+               "rl_queries": "rl_query", "heldout": "rl_query"}
+_ERROR_NAME = re.compile(r"(\w+(?:Error|Exception))\b")  # "AssertionError: ..." on a traceback's last line
+# Verifier details that differ from run to run (wall-clock timings): left out of the SFT row's proof so that a
+# rebuild is byte-identical.
+VOLATILE_DETAILS = frozenset({"duration_s"})
+BATCH = 64  # queries generated and verified together: the unit of progress and of sandbox batching
+
+VerifyBatch = Callable[[Sequence[tuple[str, dict]]], list[VerifierResult]]
+
+
+def verify_each(items: Sequence[tuple[str, dict]]) -> list[VerifierResult]:
+    """The registry's `verify`, one (response, reference) at a time."""
+    return [verify(text, reference) for text, reference in items]
+
+
+def failure_reason(result: VerifierResult) -> str:
+    """The verifier's own words for why a response failed, from its details."""
+    details = result.details
+    for key in ("failure", "reason", "error"):
+        if isinstance(details.get(key), str) and details[key]:
+            return details[key]
+    if isinstance(details.get("status"), str):
+        return f"status {details['status']}"
+    return f"{result.verifier} verifier rejected the response"
+
+
+def reason_tag(result: VerifierResult) -> str:
+    """A short, countable form of `failure_reason`, per verifier: "wrong final answer", "failed: SyntaxError",
+    "timeout", "not followed: punctuation:no_comma", "check returned False"."""
+    details = result.details
+    if isinstance(details.get("tag"), str):
+        return details["tag"]
+    if result.verifier == "code" and isinstance(details.get("status"), str):
+        last_line = (details.get("stderr") or "").strip().rpartition("\n")[2]
+        error = _ERROR_NAME.match(last_line)
+        return details["status"] + (f": {error.group(1)}" if error else "")
+    if result.verifier == "instruction" and isinstance(details.get("constraints"), list):
+        failed = [c["id"] for c in details["constraints"] if not c.get("passed")]
+        if failed:
+            return f"not followed: {failed[0]}"
+    text = failure_reason(result)
+    return text.split(";")[0].split(":")[0].strip()[:60]
+
+
+@dataclass
+class AreaStats:
+    """What one area built and threw away; all counts."""
+
+    queries: int = 0
+    candidates: int = 0
+    passed: int = 0
+    rows: Counter = field(default_factory=Counter)  # split -> rows kept
+    dropped: Counter = field(default_factory=Counter)  # query-level reason -> queries dropped
+    failures: Counter = field(default_factory=Counter)  # candidate-level reason -> failing candidates
+
+    def as_dict(self) -> dict:
+        return {"queries": self.queries, "candidates": self.candidates, "passed": self.passed,
+                "rows": dict(sorted(self.rows.items())), "dropped": dict(sorted(self.dropped.items())),
+                "failures": dict(sorted(self.failures.items()))}
+
+
+def assign_splits(queries: Sequence[Query], fractions: dict[str, float], seed: int,
+                  area: str) -> dict[str, list[Query]]:
+    """Shuffle the queries with (seed, area) and cut them into splits by `fractions` (largest remainder).
+
+    A query's split depends only on the set of queries, so splits never share a prompt.
+    """
+    order = list(queries)
+    random.Random(hashlib.sha256(f"{seed}:{area}".encode()).digest()).shuffle(order)
+    total = sum(fractions.values())
+    exact = {split: len(order) * share / total for split, share in fractions.items()} if total else {}
+    counts = {split: int(value) for split, value in exact.items()}
+    left = len(order) - sum(counts.values())
+    for split in sorted(exact, key=lambda s: (counts[s] - exact[s], s))[:left]:
+        counts[split] += 1
+    out, start = {}, 0
+    for split in fractions:
+        out[split] = order[start : start + counts.get(split, 0)]
+        start += counts.get(split, 0)
+    return out
+
+
+def _variance(scores: list[float]) -> float:
+    mean = sum(scores) / len(scores)
+    return sum((s - mean) ** 2 for s in scores) / len(scores)
+
+
+def _row(split: str, query: Query, verified: list[tuple[Candidate, VerifierResult]],
+         stats: AreaStats) -> dict | None:
+    kind = SPLIT_KINDS[split]
+    prompt = list(query.messages)
+    passing = [(c, r) for c, r in verified if r.passed]
+    failing = [(c, r) for c, r in verified if not r.passed]
+    if kind == "rl_query":
+        variance = _variance([r.score for _, r in verified]) if split == "rl_queries" and verified else None
+        return rl_query_record(query.category, prompt, query.reference, variance)
+    if not verified:
+        stats.dropped["no candidates (needs a model backend)"] += 1
+        return None
+    if not passing:
+        stats.dropped["no passing candidate"] += 1
+        return None
+    chosen, proof = passing[0]
+    if kind == "sft":
+        proof = replace(proof, details={k: v for k, v in proof.details.items() if k not in VOLATILE_DETAILS})
+        return sft_record(query.category, [*prompt, assistant_message(chosen.text)], query.source, proof)
+    distinct = [(c, r) for c, r in failing if c.text != chosen.text]
+    if not distinct:
+        stats.dropped["no failing candidate"] += 1
+        return None
+    rejected, result = distinct[0]
+    reason = f"{rejected.kind}: {failure_reason(result)}"
+    return preference_record(query.category, prompt, chosen.text, rejected.text, reason)
+
+
+def build_split_rows(area: str, splits: dict[str, list[Query]], generator: Generator, k: int, stats: AreaStats,
+                     verify_batch: VerifyBatch = verify_each, progress: bool = True) -> dict[str, list[dict]]:
+    """Rows of every split of one area, with `stats` counting what was kept and dropped and why."""
+    jobs = [(split, query) for split, queries in splits.items() for query in queries]
+    out: dict[str, list[dict]] = {split: [] for split in splits}
+    bar = tqdm(total=len(jobs), desc=f"{area:>16}", unit="query", disable=not progress, leave=True)
+    for start in range(0, len(jobs), BATCH):
+        batch = jobs[start : start + BATCH]
+        queries = [query for _, query in batch]
+        known: dict[tuple[int, str], VerifierResult] = {}  # (query, text) -> verdict: each text is verified once
+        golds = [i for i, q in enumerate(queries) if q.gold is not None]
+        for i, result in zip(golds, verify_batch([(queries[i].gold, queries[i].reference) for i in golds]),
+                             strict=True):
+            known[(i, queries[i].gold)] = result
+        sound = [i for i in range(len(queries)) if queries[i].gold is None or known[(i, queries[i].gold)].passed]
+        if len(sound) < len(queries):
+            stats.dropped["reference rejects its gold answer"] += len(queries) - len(sound)
+        if sound:
+            generated = generator.generate([queries[i] for i in sound], k)
+            flat = [(i, c) for i, cands in zip(sound, generated, strict=True) for c in cands]
+            todo = list(dict.fromkeys((i, c.text) for i, c in flat if (i, c.text) not in known))
+            known.update(zip(todo, verify_batch([(text, queries[i].reference) for i, text in todo]), strict=True))
+            results = [known[(i, c.text)] for i, c in flat]
+            per_query: dict[int, list[tuple[Candidate, VerifierResult]]] = {i: [] for i in sound}
+            for (i, candidate), result in zip(flat, results, strict=True):
+                per_query[i].append((candidate, result))
+                stats.candidates += 1
+                stats.passed += result.passed
+                if not result.passed:
+                    stats.failures[reason_tag(result)] += 1
+            for i in sound:
+                split, query = batch[i]
+                row = _row(split, query, per_query[i], stats)
+                if row is not None:
+                    out[split].append(row)
+                    stats.rows[split] += 1
+        stats.queries += len(batch)
+        bar.update(len(batch))
+    bar.close()
+    return out

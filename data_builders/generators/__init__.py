@@ -1,0 +1,33 @@
+"""Generators: one `Generator` protocol, three backends, chosen by the `generator` section of a data config.
+
+- `procedural` (default): offline, no model; draws from the candidates each area's task maker wrote
+- `hf`: a local HF checkpoint (`model_path`), batched `generate` over the chat template
+- `openai`: an OpenAI-compatible `/v1/chat/completions` endpoint (`base_url`, `model`), e.g. a vLLM server
+"""
+
+from data_builders.generators.base import Candidate, Generator, Query
+from data_builders.generators.procedural import ProceduralGenerator
+
+BACKENDS = ("procedural", "hf", "openai")
+
+__all__ = ["BACKENDS", "Candidate", "Generator", "ProceduralGenerator", "Query", "make_generator"]
+
+
+def make_generator(settings: dict, seed: int = 0) -> Generator:
+    """The backend named by `settings["backend"]`, built with the rest of `settings` as keyword arguments."""
+    options = dict(settings)
+    backend = options.pop("backend", "procedural")
+    if backend == "procedural":
+        if options:
+            raise ValueError(f"config key 'generator': the procedural backend takes no options, got {sorted(options)}")
+        return ProceduralGenerator(seed=seed)
+    if backend == "hf":
+        from data_builders.generators.hf import HFGenerator
+
+        options.setdefault("seed", seed)
+        return HFGenerator(**options)
+    if backend == "openai":
+        from data_builders.generators.openai_http import OpenAIGenerator
+
+        return OpenAIGenerator(**options)
+    raise ValueError(f"config key 'generator.backend': expected one of {list(BACKENDS)}, got {backend!r}")

@@ -1,0 +1,154 @@
+"""Generators: the procedural backend, the OpenAI-compatible HTTP backend against a real local stub server, and the
+HF backend on the micro checkpoint."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from data_builders.generators import Candidate, Generator, ProceduralGenerator, Query, make_generator
+from data_builders.generators.openai_http import EndpointError, OpenAIGenerator
+
+
+def query(text: str, offline: tuple[Candidate, ...] = ()) -> Query:
+    return Query("math", ({"role": "user", "content": text},), {"type": "math", "answer": "1"}, "test", offline)
+
+
+POOL = tuple(Candidate(f"answer {i}", "correct" if i == 0 else "flawed") for i in range(5))
+
+
+def test_procedural_draws_k_distinct_deterministically():
+    queries = [query(f"q{i}", POOL) for i in range(20)]
+    first = ProceduralGenerator(seed=3).generate(queries, 3)
+    assert first == ProceduralGenerator(seed=3).generate(queries, 3)
+    assert all(len(c) == 3 and len(set(c)) == 3 and set(c) <= set(POOL) for c in first)
+    assert first != ProceduralGenerator(seed=4).generate(queries, 3)
+    # some draws leave out the one correct candidate: rejection sampling has something to reject
+    assert 0 < sum(Candidate("answer 0", "correct") not in c for c in first) < 20
+    assert [len(c) for c in ProceduralGenerator().generate([query("q", POOL), query("none")], 9)] == [5, 0]
+    assert isinstance(ProceduralGenerator(), Generator)
+
+
+def test_make_generator_refuses_unknown_backend_and_options():
+    with pytest.raises(ValueError, match="generator.backend.*'vllm'"):
+        make_generator({"backend": "vllm"})
+    with pytest.raises(ValueError, match="procedural backend takes no options"):
+        make_generator({"backend": "procedural", "temperature": 1.0})
+
+
+class Stub:
+    """A tiny OpenAI-compatible server: a script of behaviours, one per request ("ok", "500", "slow", "one",
+    "400"); after the script, "ok". Records each request body."""
+
+    def __init__(self, script: list[str]) -> None:
+        self.script, self.bodies, self.lock = list(script), [], threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with stub.lock:
+                    stub.bodies.append((self.path, body))
+                    action = stub.script.pop(0) if stub.script else "ok"
+                if action == "slow":
+                    time.sleep(0.6)
+                if action in ("500", "400"):
+                    payload, status = b'{"error": "scripted failure"}', int(action)
+                else:
+                    n = 1 if action == "one" else body["n"]
+                    prompt = body["messages"][-1]["content"]
+                    texts = [f"{prompt} #{len(stub.bodies)}.{i}" for i in range(n)]
+                    choices = [{"index": i, "message": {"role": "assistant", "content": text}}
+                               for i, text in enumerate(texts)]
+                    payload, status = json.dumps({"choices": choices}).encode(), 200
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up on a slow request
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub(request):
+    server = Stub(getattr(request, "param", []))
+    yield server
+    server.close()
+
+
+def generator(url: str, **kwargs) -> OpenAIGenerator:
+    settings = {"backoff_s": 0.01, "timeout_s": 5.0, "max_retries": 2, "concurrency": 2} | kwargs
+    return OpenAIGenerator(url, "tiny", **settings)
+
+
+def test_http_returns_k_samples_per_query_in_order(stub):
+    out = generator(stub.url).generate([query("alpha"), query("beta"), query("gamma")], 3)
+    assert [[c.text.split(" #")[0] for c in cands] for cands in out] == [["alpha"] * 3, ["beta"] * 3, ["gamma"] * 3]
+    assert all(len({c.text for c in cands}) == 3 for cands in out)
+    path, body = stub.bodies[0]
+    assert path == "/v1/chat/completions" and body["n"] == 3 and body["model"] == "tiny"
+    assert body["messages"][-1]["role"] == "user" and {"temperature", "top_p", "max_tokens"} <= set(body)
+
+
+@pytest.mark.parametrize("stub", [["500", "500"]], indirect=True)
+def test_http_retries_after_500(stub):
+    gen = generator(stub.url)
+    (cands,) = gen.generate([query("retry me")], 2)
+    assert len(cands) == 2 and gen.retries == 2 and len(stub.bodies) == 3
+
+
+@pytest.mark.parametrize("stub", [["slow"]], indirect=True)
+def test_http_retries_after_timeout(stub):
+    gen = generator(stub.url, timeout_s=0.2)
+    (cands,) = gen.generate([query("slow one")], 1)
+    assert len(cands) == 1 and gen.retries == 1 and len(stub.bodies) == 2
+
+
+@pytest.mark.parametrize("stub", [["500", "500", "500"]], indirect=True)
+def test_http_gives_up_after_max_retries(stub):
+    with pytest.raises(EndpointError, match="gave up after 3 attempts; last: HTTP 500"):
+        generator(stub.url).generate([query("doomed")], 1)
+
+
+@pytest.mark.parametrize("stub", [["400"]], indirect=True)
+def test_http_client_error_is_not_retried(stub):
+    with pytest.raises(EndpointError, match="HTTP 400.*scripted failure"):
+        generator(stub.url).generate([query("bad")], 1)
+    assert len(stub.bodies) == 1
+
+
+@pytest.mark.parametrize("stub", [["one"]], indirect=True)
+def test_http_asks_again_when_server_ignores_n(stub):
+    (cands,) = generator(stub.url).generate([query("few")], 3)
+    assert len(cands) == 3 and [body["n"] for _, body in stub.bodies] == [3, 2]
+
+
+def test_http_refuses_bad_url():
+    with pytest.raises(ValueError, match="base_url must start with http"):
+        OpenAIGenerator("localhost:8000", "m")
+
+
+def test_hf_backend_generates_k_strings_per_prompt(micro_base):
+    gen = make_generator({"backend": "hf", "model_path": str(micro_base), "max_new_tokens": 6, "batch_size": 2,
+                          "temperature": 1.0}, seed=0)
+    out = gen.generate([query("Sam has 3 apples."), query("Mia has 5 pens and gets 2 more."), query("Hi")], 3)
+    assert [len(cands) for cands in out] == [3, 3, 3]
+    assert all(isinstance(c.text, str) and c.kind == "sampled" for cands in out for c in cands)
+    assert any(c.text for cands in out for c in cands)  # a random micro model still writes something
+    # sampling: the three samples of a prompt are not all the same string
+    assert any(len({c.text for c in cands}) > 1 for cands in out)
