@@ -4,7 +4,8 @@ Pairs come from the verified data builders: a response that passes the verifier 
 fails it (rejected). The frozen reference is the SFT checkpoint itself; TRL makes the copy. Departures from
 the report (RECIPE.md): the report trains with the Online Merging Optimizer; this stage uses AdamW for now,
 and configs/dpo/tiny.yaml uses a higher learning rate than the report's 7e-7 because the tiny model is
-trained from scratch in minutes.
+trained from scratch in minutes. With `fused_linear_ce: true` the per-token log-probs come from our fused linear
+cross-entropy (qwen25/ops, log-prob = -per-token CE) in place of TRL's own chunked LM head.
 
 One machine:   accelerate launch -m offline_rl --config configs/dpo/tiny.yaml
 Several GPUs:  accelerate launch --config_file configs/accelerate/zero3.yaml -m offline_rl --config configs/dpo/<name>.yaml
@@ -16,6 +17,7 @@ from pipeline.configs import parse_config, require_path, run_cli
 from pipeline.stage_io import load_records, resume_checkpoint
 from pipeline.tracking import setup_tracking, write_summary
 from qwen25.model import load_model
+from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
 from offline_rl.config import DPOStageConfig
 
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=setup_tracking(cfg, experiment=cfg.experiment, stage="dpo"),
     )
+    if cfg.fused_linear_ce:
+        # replaces the LM head TRL installed in __init__ (policy and reference); these feed DPOTrainer's metrics
+        stats = ("entropy", "mean_logits", "is_top1") + (("log_sum_sq_probs",) if trainer.use_weighting else ())
+        use_fused_linear_ce(trainer, stats=stats)
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint))
     eval_metrics = trainer.evaluate() if evaluation is not None else {}
 

@@ -19,3 +19,7 @@ class DPOStageConfig(DPOConfig):
         default=None, metadata={"help": "held-out preference rows for reward accuracy"}
     )
     experiment: str = field(default="tiny", metadata={"help": "experiment name = wandb group"})
+    fused_linear_ce: bool = field(
+        default=False,
+        metadata={"help": "per-token log-probs from qwen25.ops' fused linear CE instead of TRL's LM head"},
+    )

@@ -5,7 +5,8 @@ service over HTTP (reward model + rule-based verifier from the query's `referenc
 rewards normalised within the group. The service must be up before training starts: this stage checks
 `/healthz` first and stops with a message naming the URL if it is not. Generation and training run our
 attention. Not in the report, so ours and documented in the configs: learning rate, KL coefficient
-(`beta`), clip range (`epsilon`).
+(`beta`), clip range (`epsilon`). With `fused_linear_ce: true` the per-token log-probs and entropies come from
+our fused linear cross-entropy (qwen25/ops) in place of TRL's own chunked LM head.
 
 One machine:   python -m reward serve --config configs/reward/serve_tiny.yaml &
                accelerate launch -m online_rl --config configs/grpo/tiny.yaml
@@ -20,6 +21,7 @@ from pipeline.configs import ConfigError, parse_config, require_path, run_cli
 from pipeline.stage_io import load_records, resume_checkpoint
 from pipeline.tracking import setup_tracking, write_summary
 from qwen25.model import load_model
+from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
 from online_rl.config import GRPOStageConfig
 from reward.client import RewardClient, RewardServiceError, make_reward_function
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=setup_tracking(cfg, experiment=cfg.experiment, stage="grpo"),
     )
+    if cfg.fused_linear_ce:
+        # replaces the LM head TRL installed in __init__; GRPO scores at its sampling temperature and reads entropy
+        use_fused_linear_ce(trainer, stats=("entropy",), temperature=trainer.temperature)
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint))
 
     # 4. save

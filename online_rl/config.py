@@ -21,3 +21,7 @@ class GRPOStageConfig(GRPOConfig):
     )
     reward_api_token: str | None = field(default=None, metadata={"help": "bearer token, if the service needs one"})
     experiment: str = field(default="tiny", metadata={"help": "experiment name = wandb group"})
+    fused_linear_ce: bool = field(
+        default=False,
+        metadata={"help": "per-token log-probs/entropy from qwen25.ops' fused linear CE, not TRL's head"},
+    )

@@ -3,7 +3,9 @@
 What the recipe needs beyond plain TRL: the loss is on assistant tokens only (TRL swaps in the
 generation-tagged Qwen2.5 training template); samples are packed best-fit-decreasing into rows without
 cross-contamination (padding-free rows carry `cu_seq_lens`, which our registered attention turns into a
-block-diagonal causal mask); the model runs our attention (`attn_implementation="qwen25"`).
+block-diagonal causal mask); the model runs our attention (`attn_implementation="qwen25"`); with
+`fused_linear_ce: true` the loss comes from our fused linear cross-entropy (qwen25/ops) in place of TRL's own
+chunked LM head.
 Report values (RECIPE.md) live in the configs for real sizes; configs/sft/tiny.yaml departs from them
 on purpose (from-scratch tiny model: higher learning rate, short sequences) and says so.
 
@@ -18,6 +20,7 @@ from pipeline.configs import parse_config, require_path, run_cli
 from pipeline.stage_io import load_records, resume_checkpoint
 from pipeline.tracking import setup_tracking, write_summary
 from qwen25.model import load_model
+from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
 from sft.config import SFTStageConfig
 
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=setup_tracking(cfg, experiment=cfg.experiment, stage="sft"),
     )
+    if cfg.fused_linear_ce:
+        # replaces the LM head TRL installed in __init__; SFTTrainer's metrics read entropy and top-1 hits
+        use_fused_linear_ce(trainer, stats=("entropy", "is_top1"))
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint))
 
     # 4. save an HF checkpoint the next stage reads, and what the stage achieved

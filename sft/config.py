@@ -17,3 +17,7 @@ class SFTStageConfig(SFTConfig):
     )
     eval_dataset_path: str | None = field(default=None, metadata={"help": "optional held-out SFT rows"})
     experiment: str = field(default="tiny", metadata={"help": "experiment name = wandb group"})
+    fused_linear_ce: bool = field(
+        default=False,
+        metadata={"help": "loss from qwen25.ops' fused linear cross-entropy instead of TRL's chunked LM head"},
+    )
