@@ -8,6 +8,7 @@ model runs), and hands every caller the result at its own position. GRPO sends m
 """
 
 import asyncio
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +25,9 @@ class DynamicBatcher:
         self.batch_fn = batch_fn
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
-        self.batch_sizes: list[int] = []  # one entry per `batch_fn` call: how many items it scored
+        self.batch_sizes: deque[int] = deque(maxlen=4096)  # the most recent `batch_fn` calls: items in each
+        self.batch_histogram: Counter[int] = Counter()  # batch size -> number of forwards of that size, ever
+        self.forward_seconds = 0.0  # total time spent in `batch_fn`
         self._queue: asyncio.Queue[tuple[Any, asyncio.Future]] | None = None
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -51,6 +54,20 @@ class DynamicBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self._worker = self._executor = self._queue = None
+
+    def stats(self) -> dict:
+        """Forwards run, items scored, mean/max batch size and the size histogram (JSON-ready)."""
+        forwards = sum(self.batch_histogram.values())
+        items = sum(size * count for size, count in self.batch_histogram.items())
+        return {
+            "forwards": forwards,
+            "items": items,
+            "mean_batch_size": items / forwards if forwards else 0.0,
+            "max_batch_size_seen": max(self.batch_histogram, default=0),
+            "batch_size_histogram": {str(k): v for k, v in sorted(self.batch_histogram.items())},
+            "forward_seconds": self.forward_seconds,
+            "queued": self._queue.qsize() if self._queue is not None else 0,
+        }
 
     async def submit(self, item: Any) -> Any:
         """Queue one item and wait for its result."""
@@ -86,6 +103,7 @@ class DynamicBatcher:
             if not live:
                 continue
             items = [item for item, _ in live]
+            start = loop.time()
             try:
                 results = await loop.run_in_executor(self._executor, self.batch_fn, items)
                 if len(results) != len(items):
@@ -95,7 +113,9 @@ class DynamicBatcher:
                     if not future.done():
                         future.set_exception(err)
                 continue
+            self.forward_seconds += loop.time() - start
             self.batch_sizes.append(len(items))
+            self.batch_histogram[len(items)] += 1
             for (_, future), result in zip(live, results, strict=True):
                 if not future.done():
                     future.set_result(result)

@@ -1,32 +1,94 @@
-"""Client of the reward service (reward/service.py) and the GRPO reward function built on it.
+"""Clients of the reward service (reward/service.py), sync and async, and the GRPO reward function built on them.
 
-    client = RewardClient("http://127.0.0.1:8765", timeout=60, retries=3)
+    client = RewardClient("http://127.0.0.1:8765", timeout=60, retries=3)       # or a list of replica URLs
     client.wait_until_ready(120)
     trainer = GRPOTrainer(..., reward_funcs=[make_reward_function(client)])
 
-Connection errors, timeouts and 5xx answers are retried with exponential backoff (`backoff_s * 2**attempt`);
-4xx answers are the caller's mistake and raise at once with the service's explanation.
+    async with AsyncRewardClient(["http://127.0.0.1:8765", "http://127.0.0.1:8766"]) as client:
+        results = await client.score(items)
+
+Several replica URLs are used round-robin: each request starts at the next replica, and a connection error,
+timeout or 5xx answer fails over to the following one at once. When every replica has failed once in a row, the
+client sleeps `backoff_s * 2**k` (k = 0, 1, ...; at least the Retry-After of a 503, at most `max_backoff_s`) before
+the next round; a request gives up after `retries + 1` attempts in all and names every URL it tried. 4xx answers
+are the caller's mistake and raise at once with the service's explanation.
 """
 
+import asyncio
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 
-COMPONENTS = ("total", "rm", "verifier")
+COMPONENTS = ("total", "rm", "verifier", "length_penalty")
 
 
 class RewardServiceError(RuntimeError):
     """The reward service could not be reached or refused a request; the message names the URL."""
 
 
+class _Replicas:
+    """Round-robin over replica base URLs and the retry schedule shared by the sync and async clients."""
+
+    def __init__(self, base_url: str | Sequence[str], *, retries: int, backoff_s: float, max_backoff_s: float):
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("need at least one reward-service URL")
+        if retries < 0 or backoff_s < 0 or max_backoff_s < 0:
+            raise ValueError(
+                f"need retries, backoff_s, max_backoff_s >= 0, got {retries}, {backoff_s}, {max_backoff_s}"
+            )
+        self.urls = [url.rstrip("/") for url in urls]
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._next = itertools.count()
+
+    def attempts(self, retries: int | None) -> list[tuple[str, float]]:
+        """[(url, seconds to sleep before trying it)] for one request: rotate, back off after each full round."""
+        total = (self.retries if retries is None else retries) + 1
+        start = next(self._next)
+        plan = []
+        for attempt in range(total):
+            url = self.urls[(start + attempt) % len(self.urls)]
+            rounds_done, position = divmod(attempt, len(self.urls))
+            sleep = 0.0
+            if attempt and position == 0:  # every replica failed once in this round
+                sleep = min(self.backoff_s * 2 ** (rounds_done - 1), self.max_backoff_s)
+            plan.append((url, sleep))
+        return plan
+
+    def retry_delay(self, planned: float, response: httpx.Response | None) -> float:
+        """The planned sleep, raised to a 503's Retry-After (capped at max_backoff_s)."""
+        if planned == 0 or response is None or response.status_code != 503:
+            return planned
+        try:
+            return max(planned, min(float(response.headers.get("retry-after", 0)), self.max_backoff_s))
+        except ValueError:
+            return planned
+
+    @staticmethod
+    def outcome(response: httpx.Response, method: str, url: str) -> tuple[Any, str | None]:
+        """(json body, None) on success; (None, error) for a retryable 5xx; raises for a 4xx."""
+        if response.status_code >= 500:
+            return None, f"{url}: HTTP {response.status_code}: {response.text[:300]}"
+        if response.status_code >= 400:
+            raise RewardServiceError(f"{method} {url} -> HTTP {response.status_code}: {_detail(response)}")
+        return response.json(), None
+
+    def give_up(self, method: str, path: str, attempts: int, errors: list[str]) -> RewardServiceError:
+        where = self.urls[0] + path if len(self.urls) == 1 else f"{path} on {self.urls}"
+        return RewardServiceError(f"{method} {where} failed after {attempts} attempt(s); last error: {errors[-1]}")
+
+
 class RewardClient:
-    """Synchronous HTTP client for one reward-service URL."""
+    """Synchronous HTTP client for one or several reward-service replicas."""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         timeout: float = 60.0,
         retries: int = 3,
@@ -34,15 +96,17 @@ class RewardClient:
         backoff_s: float = 0.5,
         chunk_size: int = 256,
         transport: httpx.BaseTransport | None = None,
+        max_backoff_s: float = 30.0,
     ):
-        if retries < 0 or chunk_size < 1:
-            raise ValueError(f"need retries >= 0 and chunk_size >= 1, got {retries} and {chunk_size}")
-        self.base_url = base_url.rstrip("/")
+        if chunk_size < 1:
+            raise ValueError(f"need chunk_size >= 1, got {chunk_size}")
+        self._replicas = _Replicas(base_url, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self.base_url = self._replicas.urls[0]
+        self.urls = self._replicas.urls
         self.retries = retries
-        self.backoff_s = backoff_s
         self.chunk_size = chunk_size  # items per POST; keep at or below the service's max_items_per_request
         headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport)
+        self._http = httpx.Client(timeout=timeout, headers=headers, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -54,28 +118,32 @@ class RewardClient:
         self.close()
 
     def _request(self, method: str, path: str, *, json: Any = None, retries: int | None = None) -> Any:
-        url = f"{self.base_url}{path}"
-        retries = self.retries if retries is None else retries
-        last_error = ""
-        for attempt in range(retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        errors: list[str] = []
+        plan = self._replicas.attempts(retries)
+        response = None
+        for url, sleep in plan:
+            delay = self._replicas.retry_delay(sleep, response)
+            if delay:
+                time.sleep(delay)
+            response = None
             try:
-                response = self._http.request(method, path, json=json)
+                response = self._http.request(method, url + path, json=json)
             except httpx.TransportError as err:
-                last_error = f"{type(err).__name__}: {err}"
+                errors.append(f"{url}: {type(err).__name__}: {err}")
                 continue
-            if response.status_code >= 500:
-                last_error = f"HTTP {response.status_code}: {response.text[:500]}"
-                continue
-            if response.status_code >= 400:
-                raise RewardServiceError(f"{method} {url} -> HTTP {response.status_code}: {_detail(response)}")
-            return response.json()
-        raise RewardServiceError(f"{method} {url} failed after {retries + 1} attempt(s); last error: {last_error}")
+            body, error = self._replicas.outcome(response, method, url + path)
+            if error is None:
+                return body
+            errors.append(error)
+        raise self._replicas.give_up(method, path, len(plan), errors)
 
     def healthz(self) -> dict:
         """GET /healthz (with retries)."""
         return self._request("GET", "/healthz")
+
+    def metrics(self) -> dict:
+        """GET /metrics as JSON (with retries)."""
+        return self._request("GET", "/metrics")
 
     def wait_until_ready(self, timeout_s: float, *, poll_s: float = 0.5) -> dict:
         """Poll /healthz until the service answers ok; RewardServiceError naming the URL after `timeout_s`."""
@@ -101,10 +169,86 @@ class RewardClient:
         for start in range(0, len(items), self.chunk_size):
             chunk = list(items[start : start + self.chunk_size])
             answer = self._request("POST", "/v1/score", json={"items": chunk})
-            if len(answer["results"]) != len(chunk):
-                raise RewardServiceError(f"{self.base_url}: {len(answer['results'])} results for {len(chunk)} items")
+            _check_count(answer, chunk, self.base_url)
             results.extend(answer["results"])
         return results
+
+
+class AsyncRewardClient:
+    """asyncio twin of `RewardClient` (same arguments, retries and fail-over); its chunks are sent concurrently."""
+
+    def __init__(
+        self,
+        base_url: str | Sequence[str],
+        *,
+        timeout: float = 60.0,
+        retries: int = 3,
+        api_token: str | None = None,
+        backoff_s: float = 0.5,
+        chunk_size: int = 256,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_backoff_s: float = 30.0,
+        max_connections: int = 100,
+    ):
+        if chunk_size < 1:
+            raise ValueError(f"need chunk_size >= 1, got {chunk_size}")
+        self._replicas = _Replicas(base_url, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self.base_url = self._replicas.urls[0]
+        self.urls = self._replicas.urls
+        self.chunk_size = chunk_size
+        headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(timeout=timeout, headers=headers, transport=transport, limits=limits)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "AsyncRewardClient":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    async def _request(self, method: str, path: str, *, json: Any = None, retries: int | None = None) -> Any:
+        errors: list[str] = []
+        plan = self._replicas.attempts(retries)
+        response = None
+        for url, sleep in plan:
+            delay = self._replicas.retry_delay(sleep, response)
+            if delay:
+                await asyncio.sleep(delay)
+            response = None
+            try:
+                response = await self._http.request(method, url + path, json=json)
+            except httpx.TransportError as err:
+                errors.append(f"{url}: {type(err).__name__}: {err}")
+                continue
+            body, error = self._replicas.outcome(response, method, url + path)
+            if error is None:
+                return body
+            errors.append(error)
+        raise self._replicas.give_up(method, path, len(plan), errors)
+
+    async def healthz(self) -> dict:
+        return await self._request("GET", "/healthz")
+
+    async def metrics(self) -> dict:
+        return await self._request("GET", "/metrics")
+
+    async def score(self, items: Sequence[dict]) -> list[dict]:
+        """POST /v1/score in chunks of `chunk_size`, concurrently; one result dict per item, in order."""
+        chunks = [list(items[i : i + self.chunk_size]) for i in range(0, len(items), self.chunk_size)]
+        answers = await asyncio.gather(*(self._request("POST", "/v1/score", json={"items": c}) for c in chunks))
+        results: list[dict] = []
+        for answer, chunk in zip(answers, chunks, strict=True):
+            _check_count(answer, chunk, self.base_url)
+            results.extend(answer["results"])
+        return results
+
+
+def _check_count(answer: dict, chunk: list, url: str) -> None:
+    if len(answer["results"]) != len(chunk):
+        raise RewardServiceError(f"{url}: {len(answer['results'])} results for {len(chunk)} items")
 
 
 def _detail(response: httpx.Response) -> str:
@@ -122,10 +266,13 @@ def completion_text(completion: str | list[dict]) -> str:
 
 
 def pick_component(result: dict, component: str) -> float | None:
-    """The number one service result contributes: the total reward, or one component (None if absent)."""
+    """The number one service result contributes: the total reward, one component (None if absent), or one
+    criterion's score as "criterion:<name>"."""
     if component == "total":
         return result["reward"]
-    value = result["components"][component]
+    if component.startswith("criterion:"):
+        return result["components"].get("criteria", {}).get(component.partition(":")[2])
+    value = result["components"].get(component)
     if component == "verifier" and value is not None:
         return value["score"]
     return value
@@ -136,11 +283,11 @@ def make_reward_function(client: RewardClient, *, component: str = "total") -> C
 
     Called as `f(prompts, completions, reference=None, **kwargs)`: prompts and completions in TRL's standard
     (strings) or conversational (message lists) format, `reference` the dataset column (JSON strings, mappings or
-    None). Returns one float per completion, in order; for component "rm"/"verifier", None where the component is
-    absent (TRL treats None as "not applicable").
+    None). Returns one float per completion, in order; for component "rm"/"verifier"/"length_penalty"/
+    "criterion:<name>", None where the component is absent (TRL treats None as "not applicable").
     """
-    if component not in COMPONENTS:
-        raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
+    if component not in COMPONENTS and not component.startswith("criterion:"):
+        raise ValueError(f"component must be one of {COMPONENTS} or 'criterion:<name>', got {component!r}")
 
     def reward_service(
         prompts: Sequence[str | list[dict]],
@@ -159,5 +306,6 @@ def make_reward_function(client: RewardClient, *, component: str = "total") -> C
         ]
         return [pick_component(result, component) for result in client.score(items)]
 
-    reward_service.__name__ = "reward_service" if component == "total" else f"reward_service_{component}"
+    name = component.replace("criterion:", "")
+    reward_service.__name__ = "reward_service" if component == "total" else f"reward_service_{name}"
     return reward_service

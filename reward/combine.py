@@ -8,10 +8,19 @@ verifier 1.0; our choice, not the report's) a verified answer always outranks an
 the reward model likes the latter, and the model term orders responses the verifier cannot tell apart.
 `rm_shift` recentres logits of a model trained without `center_rewards_coefficient`; `rm_scale` sets how many
 logits it takes to saturate. A component that is absent (no reference, or no reward model) contributes 0.
+
+With per-criterion reward models (the report's six criteria, `CRITERIA`) every criterion is one more bounded
+component with its own weight (`combine_components`), and an optional length penalty is added unweighted:
+
+    reward = sum_k weights[k] * score_k  -  length_penalty * max(0, chars - free_chars) / 1000
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+# The reward model's criteria in the Qwen2.5 report (section 4.4, RECIPE.md): rows may carry one as `criterion`.
+CRITERIA = ("truthfulness", "helpfulness", "conciseness", "relevance", "harmlessness", "debiasing")
 
 
 @dataclass(frozen=True)
@@ -37,3 +46,16 @@ def combine_reward(rm_score: float | None, verifier_score: float | None, weights
     if verifier_score is not None:
         total += weights.verifier * verifier_score
     return total
+
+
+def combine_components(scores: Mapping[str, float | None], weights: Mapping[str, float]) -> float:
+    """sum_k weights[k] * scores[k] over the components present (None = absent, adds 0); KeyError if a present
+    component has no weight, so a misconfigured criterion is loud rather than silently ignored."""
+    return sum(weights[name] * score for name, score in scores.items() if score is not None)
+
+
+def length_penalty(num_chars: int, *, per_1k_chars: float, free_chars: int) -> float:
+    """-per_1k_chars * max(0, num_chars - free_chars) / 1000: 0 up to `free_chars`, then linear in the excess."""
+    if per_1k_chars < 0 or free_chars < 0:
+        raise ValueError(f"length penalty needs per_1k_chars, free_chars >= 0, got {per_1k_chars}, {free_chars}")
+    return -per_1k_chars * max(0, num_chars - free_chars) / 1000.0

@@ -4,9 +4,15 @@
 
 r is the SFT checkpoint with a fresh one-logit head (`AutoModelForSequenceClassification`, num_labels=1) read at
 the last non-pad token, running on this project's attention. Trained on the preference pairs the data builders
-write (`<data_dir>/preference`, rows prompt/chosen/rejected in TRL's conversational format); the final
-pairwise accuracy (share of held-out pairs with r_chosen > r_rejected) goes to `<output_dir>/metrics.jsonl`
-and `summary.json`. The result is the `model_path` of the reward service (`python -m reward serve`).
+write (`dataset_path`, rows prompt/chosen/rejected in TRL's conversational format) plus any local JSONL
+preference files (`preference_files`, conversational or plain text; reward/preference_data.py). Rows may carry a
+`criterion` (one of the report's six: truthfulness, helpfulness, conciseness, relevance, harmlessness,
+debiasing); `criterion: helpfulness` trains a model on that criterion's rows only, the default on all of them,
+and the service combines per-criterion models with configured weights (`criterion_models` in its config).
+The final pairwise accuracy (share of held-out pairs with r_chosen > r_rejected) goes to `metrics.jsonl`, and
+`summary.json` adds it per category and per criterion (`eval_by_category`, `eval_by_criterion`), computed by
+reloading the saved checkpoint (reward/evaluate.py; `python -m reward eval` also gives the Reward Bench score).
+The result is the `model_path` of the reward service (`python -m reward serve`).
 
 Departures from the report (RECIPE.md): its reward model learns from human and automatic labels over responses
 of several checkpoints plus the DPO pairs; ours learns from the builders' verified pairs (passing vs failing
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, load_from_disk
 from transformers import set_seed
 from trl import RewardConfig, RewardTrainer
 
@@ -34,8 +40,15 @@ from pipeline.stage_io import load_records, resume_checkpoint
 from pipeline.tracking import setup_tracking, write_summary
 from qwen25.model import load_model
 from qwen25.tokenizer import load_tokenizer
-
-PREFERENCE_COLUMNS = ["prompt", "chosen", "rejected"]  # what RewardTrainer reads; id/category/reason are dropped
+from reward.evaluate import pairwise_accuracy, score_pairs
+from reward.preference_data import (
+    PREFERENCE_COLUMNS,
+    read_preference_jsonl,
+    rows_from_dataset,
+    select_criterion,
+    to_dataset,
+    unify_format,
+)
 
 
 @dataclass
@@ -43,14 +56,34 @@ class RewardTrainConfig(RewardConfig):
     """TRL's RewardConfig (every TrainingArguments key) plus where the model and data come from."""
 
     model_name_or_path: str | None = field(default=None)  # SFT checkpoint directory (HF format, tokenizer inside)
-    dataset_path: str | None = field(default=None)  # preference pairs saved with datasets.save_to_disk
+    dataset_path: str | None = field(default=None)  # builders' preference pairs (save_to_disk); optional with files
+    preference_files: list[str] | None = field(default=None)  # local JSONL preference files, added to dataset_path
     eval_dataset_path: str | None = field(default=None)  # held-out pairs for the final pairwise accuracy; optional
+    eval_preference_files: list[str] | None = field(default=None)  # held-out JSONL preference files; optional
+    criterion: str | None = field(default=None)  # train on rows labelled with this criterion only; None: all rows
     experiment: str = field(default="default")  # wandb group shared by every stage of one pipeline run
 
 
 def load_preference_dataset(config: RewardTrainConfig, key: str) -> Dataset:
     """The dataset at `config.<key>`, reduced to prompt/chosen/rejected; ConfigError naming the key if unusable."""
     return load_records(require_path(config, key), key=key, columns=PREFERENCE_COLUMNS)
+
+
+def load_preference_rows(config: RewardTrainConfig, path_key: str, files_key: str, *, required: bool) -> list[dict]:
+    """Rows of the dataset at `config.<path_key>` plus the JSONL files in `config.<files_key>`, filtered to
+    `config.criterion`, in one format (reward/preference_data.py); [] when neither is configured. With
+    `required`, no row of the criterion is an error; else (held-out rows) it means no evaluation."""
+    rows = []
+    if getattr(config, path_key):
+        load_records(require_path(config, path_key), key=path_key, columns=PREFERENCE_COLUMNS)  # checks, names the key
+        rows = rows_from_dataset(load_from_disk(getattr(config, path_key)), path_key)  # with id/category/criterion
+    for path in getattr(config, files_key) or []:
+        rows += read_preference_jsonl(path)
+    if not required and config.criterion is not None:
+        rows = [row for row in rows if row["criterion"] == config.criterion]
+    if not rows:
+        return rows
+    return unify_format(select_criterion(rows, config.criterion, path_key.removesuffix("_path")))
 
 
 def save_final(trainer: RewardTrainer, output_dir: str) -> None:
@@ -70,8 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
     """Parse -> load model and data -> train -> save -> final pairwise accuracy. Returns the summary."""
     config = parse_config(RewardTrainConfig, argv)
     model_path = require_path(config, "model_name_or_path", checkpoint=True)
-    train_dataset = load_preference_dataset(config, "dataset_path")
-    eval_dataset = load_preference_dataset(config, "eval_dataset_path") if config.eval_dataset_path else None
+    if not config.dataset_path and not config.preference_files:
+        raise ConfigError("dataset_path or preference_files is required (the preference pairs to train on)")
+    train_rows = load_preference_rows(config, "dataset_path", "preference_files", required=True)
+    eval_rows = load_preference_rows(config, "eval_dataset_path", "eval_preference_files", required=False)
+    train_dataset = to_dataset(train_rows)
+    eval_dataset = to_dataset(eval_rows) if eval_rows else None
 
     set_seed(config.seed)  # the reward head is freshly initialised: same seed, same head
     tokenizer = load_tokenizer(model_path)
@@ -81,7 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
         config,
         experiment=config.experiment,
         stage="reward",
-        config={"model_name_or_path": str(model_path), "train_pairs": len(train_dataset)},
+        config={
+            "model_name_or_path": str(model_path),
+            "train_pairs": len(train_dataset),
+            "criterion": config.criterion,
+        },
     )
     trainer = RewardTrainer(
         model=model,
@@ -102,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         "stage": "reward",
         "experiment": config.experiment,
         "model": config.output_dir,
+        "criterion": config.criterion,
         "train_pairs": kept,
         "train_loss": train_output.training_loss,
     }
@@ -113,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict:
             "eval_accuracy": metrics["eval_accuracy"],  # pairwise: share of pairs with r_chosen > r_rejected
         }
     if trainer.is_world_process_zero():
+        if eval_rows:
+            summary |= grouped_accuracy(config, eval_rows)
         write_summary(config.output_dir, summary)
         accuracy = ""
         if eval_dataset is not None:
@@ -122,3 +166,31 @@ def main(argv: list[str] | None = None) -> dict:
             f"train loss {summary['train_loss']:.4f}{accuracy}; model saved to {config.output_dir}"
         )
     return summary
+
+
+def grouped_accuracy(config: RewardTrainConfig, rows: list[dict]) -> dict:
+    """Pairwise accuracy of the saved checkpoint per category and criterion, on the pairs that fit max_length (the
+    ones the trainer evaluated). Reloads the checkpoint so it works the same under DDP and ZeRO-3."""
+    from reward.model_scorer import RewardModelScorer, encode_pair
+
+    device = "cpu" if config.use_cpu or not torch.cuda.is_available() else "cuda"
+    limit = config.max_length or 1 << 30  # RewardTrainer filters nothing when max_length is None
+    scorer = RewardModelScorer.from_pretrained(config.output_dir, device=device, max_length=limit)
+
+    def fits(row: dict) -> bool:
+        return all(len(encode_pair(scorer.tokenizer, row["prompt"], _text(row[side]))) <= limit
+                   for side in ("chosen", "rejected"))  # fmt: skip
+
+    kept = [row for row in rows if fits(row)]
+    if not kept:
+        return {}
+    result = pairwise_accuracy(kept, score_pairs(scorer, kept, batch_size=config.per_device_eval_batch_size))
+    return {
+        "eval_pairwise_accuracy": result["accuracy"],
+        "eval_by_category": result["by_category"],
+        "eval_by_criterion": result["by_criterion"],
+    }
+
+
+def _text(response: str | list[dict]) -> str:
+    return response if isinstance(response, str) else "".join(m["content"] for m in response)

@@ -38,7 +38,7 @@ def test_concurrent_submits_are_batched_and_answered_in_place():
     results = asyncio.run(_run(batcher, lambda: asyncio.gather(*(batcher.submit(i) for i in range(10)))))
     assert results == [i * i for i in range(10)]
     assert [len(b) for b in fn.batches] == [4, 4, 2]  # never above max_batch_size, 3 forwards for 10 callers
-    assert batcher.batch_sizes == [4, 4, 2]
+    assert list(batcher.batch_sizes) == [4, 4, 2] and batcher.stats()["batch_size_histogram"] == {"2": 1, "4": 2}
     assert sorted(x for b in fn.batches for x in b) == list(range(10))
     assert all(name.startswith("rm-forward") for name in fn.threads)  # off the event loop
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reward.combine import RewardWeights, bounded_rm_score, combine_reward
+from reward.combine import RewardWeights, bounded_rm_score, combine_components, combine_reward, length_penalty
 
 
 def test_bounded_rm_score_is_tanh_of_shifted_scaled_logit():
@@ -32,3 +32,20 @@ def test_combine_reward_is_the_weighted_sum_and_absent_components_add_nothing():
     assert combine_reward(None, None, weights) == 0.0
     # with the default weights a verified answer outranks any unverified one
     assert combine_reward(-0.999, 1.0, weights) > combine_reward(0.999, 0.0, weights)
+
+
+def test_combine_components_weights_every_present_component():
+    weights = {"rm": 0.2, "verifier": 1.0, "helpfulness": 0.5, "length_penalty": 1.0}
+    scores = {"rm": 0.5, "verifier": 1.0, "helpfulness": -0.4, "length_penalty": -0.3}
+    assert combine_components(scores, weights) == pytest.approx(0.1 + 1.0 - 0.2 - 0.3)
+    assert combine_components({"rm": None, "verifier": 0.0, "helpfulness": 1.0}, weights) == pytest.approx(0.5)
+    with pytest.raises(KeyError, match="truthfulness"):
+        combine_components({"truthfulness": 0.1}, weights)  # a component without a weight is loud
+
+
+def test_length_penalty_is_linear_beyond_the_free_length():
+    assert length_penalty(500, per_1k_chars=0.2, free_chars=1000) == 0.0
+    assert length_penalty(1000, per_1k_chars=0.2, free_chars=1000) == 0.0
+    assert length_penalty(3500, per_1k_chars=0.2, free_chars=1000) == pytest.approx(-0.5)
+    with pytest.raises(ValueError, match="per_1k_chars"):
+        length_penalty(10, per_1k_chars=-1.0, free_chars=0)

@@ -1,15 +1,8 @@
-"""The service over real HTTP (uvicorn on loopback): dynamic batching across requests, the client, the GRPO
-reward function, and `python -m reward serve` itself."""
+"""The app on a real uvicorn in a thread (loopback): the client and the GRPO reward function as online_rl calls
+them. The service as its own process (`python -m reward serve`) is tested in test_reward_server.py."""
 
 import json
-import math
-import os
-import socket
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,25 +12,11 @@ from reward.service import ServeConfig, create_app
 
 PROMPT = [{"role": "user", "content": "Sam has 7 apples and gets 5 more. How many?"}]
 REF = json.dumps({"type": "math", "answer": "12"})
-SERVE_SMOKE = Path(__file__).resolve().parents[2] / "configs" / "reward" / "serve_smoke.yaml"
 
 
 @pytest.fixture(scope="module")
 def app(trained_rm, rm_scorer):
-    # a long max_wait so that requests sent together surely meet in the batcher
-    return create_app(ServeConfig(model_path=str(trained_rm[0]), max_batch_size=16, max_wait_ms=200), rm_scorer)
-
-
-def test_concurrent_requests_share_forwards_and_get_their_own_scores(app, live_server, rm_scorer):
-    responses = [f"7 + 5 = {n}. The answer is \\boxed{{{n}}}." for n in range(8, 16)]
-    with live_server(app) as url, RewardClient(url, timeout=30, retries=0) as client:
-        with ThreadPoolExecutor(len(responses)) as pool:
-            results = list(pool.map(lambda r: client.score([{"prompt": PROMPT, "response": r}])[0], responses))
-        batch_sizes = list(app.state.batcher.batch_sizes)
-    assert sum(batch_sizes) == len(responses)
-    assert len(batch_sizes) < len(responses)  # 8 requests, fewer forwards
-    alone = [rm_scorer([(PROMPT, r)])[0] for r in responses]
-    assert [r["components"]["rm"] for r in results] == pytest.approx([math.tanh(x) for x in alone], abs=1e-5)
+    return create_app(ServeConfig(model_path=str(trained_rm[0]), max_batch_size=16, max_wait_ms=5), rm_scorer)
 
 
 def test_reward_function_takes_trl_inputs_and_returns_floats_in_order(app, live_server):
@@ -104,21 +83,30 @@ def test_client_4xx_is_raised_at_once_with_the_service_detail(app, live_server):
         assert time.monotonic() - start < 0.5  # no backoff sleeps
 
 
-def test_serve_cli_starts_on_loopback_and_scores(trained_rm, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "reward", "serve", "--config", str(SERVE_SMOKE)]
-    cmd += ["--model_path", str(trained_rm[0]), "--port", str(port)]
-    log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        with RewardClient(f"http://127.0.0.1:{port}", timeout=30, retries=0) as client:
-            assert client.wait_until_ready(60, poll_s=0.2)["model"] == str(trained_rm[0])
-            (result,) = client.score([{"prompt": PROMPT, "response": "The answer is \\boxed{12}.", "reference": REF}])
-        assert result["components"]["verifier"]["passed"] is True and 0.8 < result["reward"] < 1.2
-        assert f"http://127.0.0.1:{port}" in log.read_text()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def test_reward_function_components_include_criteria_and_length_penalty():
+    result = {
+        "reward": 0.7,
+        "components": {
+            "rm": 0.5,
+            "criteria": {"helpfulness": 0.25},
+            "verifier": {"score": 1.0},
+            "length_penalty": -0.1,
+        },
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["items"]
+        return httpx.Response(200, json={"results": [result for _ in items]})
+
+    with RewardClient("http://rm", transport=httpx.MockTransport(handler)) as client:
+        picks = {
+            name: make_reward_function(client, component=name)(["p"], ["r"])[0]
+            for name in ("total", "rm", "verifier", "length_penalty", "criterion:helpfulness", "criterion:debiasing")
+        }
+        assert make_reward_function(client, component="criterion:helpfulness").__name__ == "reward_service_helpfulness"
+    assert picks == {
+        "total": 0.7, "rm": 0.5, "verifier": 1.0, "length_penalty": -0.1,
+        "criterion:helpfulness": 0.25, "criterion:debiasing": None,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="component must be one of"):
+        make_reward_function(RewardClient("http://rm"), component="wit")

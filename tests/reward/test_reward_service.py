@@ -123,10 +123,68 @@ def test_verifier_only_service_needs_no_model():
 
 def test_config_validation():
     assert parse_weights('{"rm": 0.5, "verifier": 2}') == {"rm": 0.5, "verifier": 2.0}
-    with pytest.raises(ConfigError, match="exactly the keys rm and verifier"):
+    with pytest.raises(ConfigError, match=r"exactly the keys \['rm', 'verifier'\]"):
         parse_weights({"rm": 1.0})
+    assert parse_weights({"rm": 1, "verifier": 1, "helpfulness": 0.5}, criteria=["helpfulness"])["helpfulness"] == 0.5
+    with pytest.raises(ConfigError, match="helpfulness"):
+        ServeConfig(model_path="x", criterion_models={"helpfulness": "y"})  # no weight for the criterion
+    with pytest.raises(ConfigError, match="unknown criterion 'wit'"):
+        ServeConfig(model_path="x", criterion_models={"wit": "y"}, weights={"rm": 1, "verifier": 1, "wit": 1})
+    with pytest.raises(ConfigError, match="max_pending_items"):
+        ServeConfig(model_path="x", max_pending_items=10, max_items_per_request=20)
+    with pytest.raises(ConfigError, match="verifier_timeout_s"):
+        ServeConfig(model_path="x", verifier_timeout_s=0)
     with pytest.raises(ConfigError, match="model_path"):
         ServeConfig(model_path=None)
     with pytest.raises(ConfigError, match="max_batch_size"):
         ServeConfig(model_path="x", max_batch_size=0)
     assert ServeConfig(model_path="x").host == "127.0.0.1"
+
+
+def test_criterion_models_and_length_penalty_combine_with_their_weights():
+    """Fixed logits per model: every component and the total are hand-computable."""
+    config = ServeConfig(
+        model_path="general",
+        criterion_models={"helpfulness": "h", "conciseness": "c"},
+        weights={"rm": 0.2, "verifier": 1.0, "helpfulness": 0.5, "conciseness": 0.3},
+        length_penalty=0.1,
+        length_penalty_free_chars=10,
+    )
+
+    def constant(logit: float):
+        return lambda pairs: [logit] * len(pairs)
+
+    scorers = {"helpfulness": constant(1.0), "conciseness": constant(-2.0)}
+    app = create_app(config, constant(0.5), criterion_scorers=scorers)
+    with TestClient(app) as test_client:
+        short, long = score(
+            test_client,
+            [
+                {"prompt": PROMPT, "response": RIGHT[:10], "reference": None},
+                {"prompt": PROMPT, "response": "x" * 2010, "reference": MATH_REF},
+            ],
+        )
+        health = test_client.get("/healthz").json()
+    assert health["criteria"] == ["conciseness", "helpfulness"]
+    expected_criteria = {"helpfulness": math.tanh(1.0), "conciseness": math.tanh(-2.0)}
+    assert short["components"]["criteria"] == pytest.approx(expected_criteria)
+    assert short["components"]["length_penalty"] == 0.0  # 10 characters: within the free length
+    expected = 0.2 * math.tanh(0.5) + 0.5 * math.tanh(1.0) + 0.3 * math.tanh(-2.0)
+    assert short["reward"] == pytest.approx(expected)
+    assert long["components"]["length_penalty"] == pytest.approx(-0.1 * 2000 / 1000)
+    assert long["components"]["verifier"]["passed"] is False
+    assert long["reward"] == pytest.approx(expected - 0.2)
+    with pytest.raises(ConfigError, match="criterion_models"):
+        create_app(config, constant(0.5), criterion_scorers={"helpfulness": constant(1.0)})
+
+
+@pytest.mark.parametrize("name", ["serve_tiny", "serve_smoke", "serve_criteria"])
+def test_shipped_serve_configs_parse(name):
+    from pathlib import Path
+
+    from pipeline.configs import parse_config
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "reward" / f"{name}.yaml"
+    config = parse_config(ServeConfig, ["--config", str(path)])
+    assert config.host == "127.0.0.1" and config.cache_size > 0 and config.verifier_timeout_s > 0
+    assert set(config.weights) == {"rm", "verifier", *config.criterion_models}

@@ -25,7 +25,17 @@ def test_two_step_run_trains_saves_and_reports(trained_rm, micro_base):
     final = [r for r in records if "eval_accuracy" in r]
     assert len(final) == 1 and 0.0 <= final[0]["eval_accuracy"] <= 1.0
     assert summary["eval_accuracy"] == final[0]["eval_accuracy"]
-    assert summary["train_pairs"] == 32 and summary["eval_pairs"] == 8
+    assert summary["train_pairs"] == 32 + 8 and summary["eval_pairs"] == 8 + 4  # builders' pairs + local file
+    # per category and criterion, from the reloaded checkpoint; overall it matches the trainer's own accuracy
+    assert summary["eval_pairwise_accuracy"] == pytest.approx(summary["eval_accuracy"])
+    assert {k: v["pairs"] for k, v in summary["eval_by_category"].items()} == {"local-math": 4, "math": 8}
+    assert {k: v["pairs"] for k, v in summary["eval_by_criterion"].items()} == {
+        "helpfulness": 2, "truthfulness": 2, "unlabelled": 8
+    }  # fmt: skip
+    by_category = summary["eval_by_category"]
+    assert summary["eval_pairwise_accuracy"] == pytest.approx(
+        (by_category["math"]["accuracy"] * 8 + by_category["local-math"]["accuracy"] * 4) / 12
+    )
     assert json.loads((out / "summary.json").read_text())["eval_accuracy"] == summary["eval_accuracy"]
     assert not (out / ".final.tmp").exists()
 
@@ -81,7 +91,7 @@ def test_unknown_key_is_refused(tmp_path):
 def test_cli_without_a_subcommand_prints_usage_and_exits_2():
     proc = subprocess.run([sys.executable, "-m", "reward", "fit"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert "expected subcommand 'train' or 'serve', got 'fit'" in proc.stderr
+    assert "expected subcommand 'train', 'serve' or 'eval', got 'fit'" in proc.stderr
 
 
 def test_resume_from_last_checkpoint_reproduces_the_losses(micro_base, preference_data, tmp_path, reward_train_argv):
@@ -99,3 +109,26 @@ def test_resume_from_last_checkpoint_reproduces_the_losses(micro_base, preferenc
     main(reward_train_argv(micro_base, preference_data, killed, *steps, "--resume_from_checkpoint", "last"))
     assert sorted(losses(killed)) == [3, 4]
     assert losses(killed) == pytest.approx({step: losses(full)[step] for step in (3, 4)}, abs=1e-6)
+
+
+def test_per_criterion_run_trains_on_that_criterion_only(micro_base, preference_data, tmp_path, reward_train_argv):
+    """`criterion: helpfulness` keeps the 4 helpfulness rows of the local file (the builders' pairs carry no label)
+    and evaluates on the held-out helpfulness pairs; a JSONL file alone is enough to train on."""
+    argv = reward_train_argv(micro_base, preference_data, tmp_path / "out", "--max_steps", "1")
+    argv += ["--dataset_path", "", "--preference_files", str(preference_data / "local_train.jsonl")]
+    argv += ["--eval_preference_files", str(preference_data / "local_eval.jsonl"), "--criterion", "helpfulness"]
+    summary = main(argv)
+    assert summary["criterion"] == "helpfulness" and summary["train_pairs"] == 4
+    assert summary["eval_pairs"] == 2  # the builders' held-out pairs carry no criterion: only the file's 2 count
+    assert set(summary["eval_by_criterion"]) == {"helpfulness"}
+    with pytest.raises(ConfigError, match="criterion: no dataset row is labelled 'harmlessness'"):
+        main([*argv[:-1], "harmlessness"])
+
+
+def test_a_malformed_preference_file_is_refused_naming_file_and_line(micro_base, preference_data, tmp_path,
+                                                                      reward_train_argv):  # fmt: skip
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "a", "chosen": "b", "rejected": "c"}) + "\n" + '{"prompt": "a"}\n')
+    argv = reward_train_argv(micro_base, preference_data, tmp_path / "out", "--preference_files", str(bad))
+    with pytest.raises(ConfigError, match=r"bad.jsonl:2: missing key\(s\) \['chosen', 'rejected'\]"):
+        main(argv)
