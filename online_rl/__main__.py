@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(GRPOStageConfig, argv)
     model_dir = require_path(cfg, "model_name_or_path", checkpoint=True)
     queries = load_records(cfg.dataset_path, key="dataset_path", columns=["prompt", "reference"])
+    urls = [url.strip() for url in cfg.reward_url.split(",") if url.strip()]  # replicas: round-robin, fail-over
     client = RewardClient(
-        cfg.reward_url, timeout=cfg.reward_timeout_s, retries=cfg.reward_retries, api_token=cfg.reward_api_token
+        urls, timeout=cfg.reward_timeout_s, retries=cfg.reward_retries, api_token=cfg.reward_api_token
     )
     try:
         client.wait_until_ready(cfg.reward_ready_timeout_s)

@@ -13,7 +13,10 @@ class GRPOStageConfig(GRPOConfig):
     dataset_path: str = field(
         default="runs/tiny/data/rl_queries", metadata={"help": "RL query rows: prompt, reference"}
     )
-    reward_url: str = field(default="http://127.0.0.1:8765", metadata={"help": "base URL of `python -m reward serve`"})
+    reward_url: str = field(
+        default="http://127.0.0.1:8765",
+        metadata={"help": "base URL of `python -m reward serve`; several replicas: comma-separated"},
+    )
     reward_timeout_s: float = field(default=120.0, metadata={"help": "per request to the reward service"})
     reward_retries: int = field(default=3, metadata={"help": "retries on connection errors and 5xx"})
     reward_ready_timeout_s: float = field(
