@@ -1,4 +1,5 @@
-"""Held-out evaluation of a checkpoint: greedy answers to RL-query rows, checked by the verifier, scored by the service.
+"""Held-out evaluation of a checkpoint: greedy answers to RL-query rows, checked by the verifier, scored by the
+service.
 
 For each row (`prompt` messages, `reference` verifier spec) the model answers greedily (batched, left-padded,
 KV cache, our attention); the verifier from `reference` gives accuracy and whether the answer was in the

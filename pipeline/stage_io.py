@@ -30,7 +30,7 @@ def load_records(path: str | Path, *, key: str, columns: list[str]) -> Dataset:
 
 
 def resume_checkpoint(output_dir: str | Path, resume: str | None) -> str | None:
-    """`resume_from_checkpoint`: a path, None, or "auto"/"last"/"true" for the last checkpoint in output_dir (if any)."""
+    """`resume_from_checkpoint`: a path, None, or "auto"/"last"/"true" for output_dir's last checkpoint (if any)."""
     if resume is None or resume.lower() not in ("auto", "last", "true"):
         return resume
     out = Path(output_dir)

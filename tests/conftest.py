@@ -34,8 +34,11 @@ def micro_corpus() -> list[str]:
     texts = []
     for a in range(10):
         for b in range(10):
-            texts.append(f"Sam has {a} apples and gets {b} more, so {a} + {b} = {a + b}. The answer is \\boxed{{{a + b}}}.")
-            texts.append(f"Mia had {a + b} pens and gave away {b}, so {a + b} - {b} = {a}. The answer is \\boxed{{{a}}}.")
+            total = a + b
+            texts.append(f"Sam has {a} apples and gets {b} more, so {a} + {b} = {total}. "
+                         f"The answer is \\boxed{{{total}}}.")
+            texts.append(f"Mia had {total} pens and gave away {b}, so {total} - {b} = {a}. "
+                         f"The answer is \\boxed{{{a}}}.")
     return texts
 
 

@@ -99,7 +99,7 @@ def attention_reference(
     Softmax runs in fp32 as eager attention does; rows with no key to attend to give zeros.
     """
     batch, n_heads, q_len, head_dim = query.shape
-    n_kv_heads, k_len = key.shape[1], key.shape[2]
+    n_kv_heads = key.shape[1]
     if n_heads % n_kv_heads:
         raise ValueError(f"n_heads={n_heads} is not a multiple of n_kv_heads={n_kv_heads}")
     groups = n_heads // n_kv_heads

@@ -75,8 +75,10 @@ def test_math_area_with_gsm8k_math_seeds_and_procedural(tmp_path):
 
 
 def test_rows_do_not_depend_on_where_seed_files_live(tmp_path):
-    rows = [{"question": f"Ann has {n} cats and {n} dogs. How many pets?", "answer": f"{n} + {n} = {2 * n}\n#### {2 * n}"}
-            for n in range(2, 8)]
+    rows = [
+        {"question": f"Ann has {n} cats and {n} dogs. How many pets?", "answer": f"{n} + {n} = {2 * n}\n#### {2 * n}"}
+        for n in range(2, 8)
+    ]
     builds = []
     for folder in ("a", "b/deeper"):
         (tmp_path / folder).mkdir(parents=True)
