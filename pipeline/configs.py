@@ -46,6 +46,8 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None) -> T:
     try:
         (cfg,) = TrlParser((config_cls,)).parse_args_and_config(argv)
     except SystemExit as e:  # argparse already printed "argument --key: invalid float value: ..."
+        if e.code in (0, None):  # --help printed the usage: a clean exit, not an error
+            raise
         raise ConfigError(f"invalid command-line or config value (see the message above), exit {e.code}") from e
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
