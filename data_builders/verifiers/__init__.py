@@ -4,14 +4,13 @@
 scores responses with it. Adding a verifier is one entry in `VERIFIERS`: a function
 `(response: str, reference: dict) -> VerifierResult`.
 
-Registered: "math" (`math.verify_math`), "instruction" (`instruction.verify_instruction`, IFEval's constraints)
-and, when their modules are present, "code" (`code.verify_code`) and "instruction_code"
-(`instruction_code.verify_instruction_code`). Those two run code in the sandbox and are imported on their first
-call, not here, so that importing the registry stays cheap and never loads the sandbox for math or instructions.
+Registered: "math" (`math.verify_math`), "instruction" (`instruction.verify_instruction`, IFEval's constraints),
+"code" (`code.verify_code`) and "instruction_code" (`instruction_code.verify_instruction_code`). Those two run
+code in the sandbox and are imported on their first call, not here, so that importing the registry stays cheap and
+never loads the sandbox for math or instructions.
 """
 
 import importlib
-import importlib.util
 import json
 from collections.abc import Callable
 
@@ -34,13 +33,10 @@ def lazy_verifier(module: str, function: str) -> Callable[[str, dict], VerifierR
 VERIFIERS: dict[str, Callable[[str, dict], VerifierResult]] = {
     "math": verify_math,
     "instruction": verify_instruction,
+    # these two run model-written code in the sandbox: imported on first use (see the module docstring)
+    "code": lazy_verifier(f"{__name__}.code", "verify_code"),
+    "instruction_code": lazy_verifier(f"{__name__}.instruction_code", "verify_instruction_code"),
 }
-# Verifiers whose modules run model-written code in the sandbox: registered when their module is present (their
-# authors add them independently), imported on first use. Registry name = module name -> function.
-_SANDBOXED = {"code": "verify_code", "instruction_code": "verify_instruction_code"}
-for _kind, _function in _SANDBOXED.items():
-    if importlib.util.find_spec(f"{__name__}.{_kind}") is not None:
-        VERIFIERS[_kind] = lazy_verifier(f"{__name__}.{_kind}", _function)
 
 __all__ = ["VERIFIERS", "VerifierResult", "lazy_verifier", "parse_reference", "verify"]
 

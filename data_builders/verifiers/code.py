@@ -163,9 +163,22 @@ def _finish(prepared: _Prepared, outcome) -> VerifierResult:
     details.update(status=outcome.status, exit_code=outcome.exit_code, duration_s=outcome.duration_s,
                    stderr=outcome.stderr[-STDERR_TAIL_CHARS:], isolation=outcome.isolation)
     if not passed:
-        last = outcome.stderr.strip().splitlines()[-1:] or [""]
-        details["failure"] = f"{outcome.status}: {last[0][:200]}".rstrip(": ")
+        details["failure"] = f"{outcome.status}: {failure_line(outcome.stderr)[:200]}".rstrip(": ")
     return VerifierResult(NAME, passed, 1.0 if passed else 0.0, prepared.format_ok, details)
+
+
+_ERROR_LINE = re.compile(r"(Error|Exception|error:|Traceback|Assertion)")
+
+
+def failure_line(stderr: str) -> str:
+    """The line of stderr that says what went wrong: the last one naming an error (Python's `AssertionError`, node's
+    `AssertionError [ERR_ASSERTION]: ...`, g++'s `error: ...`), else the last line. Node ends every crash with a
+    `Node.js v20...` line and g++ with a count of errors, so the plain last line would name neither."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _ERROR_LINE.search(line):
+            return line
+    return lines[-1] if lines else ""
 
 
 def verify_code(response: str, reference: dict) -> VerifierResult:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from data_builders.verifiers.code import extract_code, verify_code, verify_code_many
+from data_builders.verifiers.code import extract_code, failure_line, verify_code, verify_code_many
 
 MBPP = {"type": "code", "language": "python", "entry_point": None,
         "tests": "assert add(1, 2) == 3\nassert add(0, 0) == 0\nassert add(-4, 1) == -3\n"}
@@ -122,3 +122,25 @@ def test_verify_code_many_matches_verify_code():
              (fenced("def add(a, b):\n    return a * b"), MBPP),
              (fenced("function add(a, b) { return a + b; }", "js"), JS)]
     assert [r.passed for r in verify_code_many(items, workers=2)] == [True, False, False, True]
+
+
+@pytest.mark.parametrize("stderr, expected", [
+    ("Traceback (most recent call last):\n  File \"main.py\", line 3\nAssertionError: expected 3\n",
+     "AssertionError: expected 3"),
+    ("node:assert:126\n  throw new AssertionError(obj);\n  ^\n\nAssertionError [ERR_ASSERTION]: 2 == 3\n"
+     "    at Object.<anonymous> (/w/main.js:4:8)\n\nNode.js v20.20.2\n", "AssertionError [ERR_ASSERTION]: 2 == 3"),
+    ("main.cpp: In function 'int main()':\nmain.cpp:3:5: error: 'x' was not declared in this scope\n"
+     "1 error generated.\n", "main.cpp:3:5: error: 'x' was not declared in this scope"),
+    ("killed\n", "killed"),
+    ("", ""),
+])
+def test_failure_line_names_the_error_not_the_runtime_banner(stderr, expected):
+    assert failure_line(stderr) == expected
+
+
+def test_javascript_failure_reason_names_the_assertion():
+    reference = {"type": "code", "language": "javascript",
+                 "tests": "const assert = require('assert');\nassert.strictEqual(add(1, 2), 3);"}
+    result = verify_code("```javascript\nfunction add(a, b) { return a - b; }\n```", reference)
+    assert not result.passed
+    assert "AssertionError" in result.details["failure"] and "Node.js" not in result.details["failure"]
