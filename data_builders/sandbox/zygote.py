@@ -56,8 +56,10 @@ def _child(request: dict, fds: list[int], libc, report_fd: int) -> None:
             errno = ctypes.get_errno()
             raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
+    def enc(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
     def mount(source, target, fstype, flags, data, what) -> None:
-        enc = (lambda s: s.encode() if s is not None else None)
         check(libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), what)
 
     try:
