@@ -4,11 +4,16 @@
     qwenpost data build --config configs/data/verified_small.yaml [--key value ...]
     qwenpost sandbox run --language python FILE
     qwenpost verify --reference REF.json --response FILE
+    qwenpost sweep configs/sweeps/dpo_beta.yaml [--dry_run] [--max_parallel N]
+    qwenpost compare RUN_DIR... | SWEEP [--metrics M ...] [--out DIR] [--wandb]
+    qwenpost eval --model CKPT --suite tiny_heldout|gsm8k|math|humaneval|mbpp|ifeval [--data FILE] [--limit N]
 
 `pipeline` runs the whole recipe (data, base, SFT, reward model, reward service, DPO, GRPO, evaluation) and prints
-one table; the others are the data builders and the two commands for debugging verification. Each stage can also be
-launched alone: `accelerate launch -m sft --config configs/sft/tiny.yaml`. Every command module is imported only
-when its command runs, so `qwenpost verify` does not wait for torch.
+one table; `data`, `sandbox` and `verify` are the data builders and the two commands for debugging verification;
+`sweep`, `compare` and `eval` are the experiment tools: a grid or random search over any config key, a table and
+plots of runs from their local metrics files (or wandb), and a checkpoint on a standard benchmark file. Each stage
+can also be launched alone: `accelerate launch -m sft --config configs/sft/tiny.yaml`. Every command module is
+imported only when its command runs, so `qwenpost verify` does not wait for torch.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ commands:
                 (qwenpost sandbox run --language python FILE)
   verify        run the verifier named by a reference on a response and print the verdict as JSON
                 (qwenpost verify --reference REF.json --response FILE)
+  sweep         launch a grid or random search over any stage config key, resumable
+                (qwenpost sweep configs/sweeps/dpo_beta.yaml [--dry_run])
+  compare       final and best metrics per run (markdown) and PNG curves, from local files or wandb
+                (qwenpost compare dpo_beta | qwenpost compare RUN_DIR RUN_DIR --metrics loss)
+  eval          evaluate a checkpoint on tiny_heldout, gsm8k, math, humaneval, mbpp or ifeval
+                (qwenpost eval --model runs/tiny/dpo --suite gsm8k --data test.jsonl --limit 100)
 """
 
 
@@ -69,7 +80,28 @@ def _verify(argv: list[str]) -> int:
     return verify(argv)
 
 
-COMMANDS = {"pipeline": _pipeline, "data": _data, "sandbox": _sandbox, "verify": _verify}
+def _sweep(argv: list[str]) -> int:
+    from pipeline.sweep import main as sweep
+
+    return sweep(argv)
+
+
+def _compare(argv: list[str]) -> int:
+    from pipeline.compare import main as compare
+
+    return compare(argv)
+
+
+def _eval(argv: list[str]) -> int:
+    from pipeline.eval_suites import main as evaluate
+
+    return evaluate(argv)
+
+
+COMMANDS = {
+    "pipeline": _pipeline, "data": _data, "sandbox": _sandbox, "verify": _verify,
+    "sweep": _sweep, "compare": _compare, "eval": _eval,
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

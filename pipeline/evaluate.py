@@ -1,5 +1,6 @@
 """Held-out evaluation of a checkpoint: greedy answers to RL-query rows, checked by the verifier, scored by the
-service.
+service. `generate_answers` and `score_answers` are also the engine of `qwenpost eval`'s benchmark suites
+(pipeline/eval_suites.py): one batched generation loop and one way of verifying, whatever the data.
 
 For each row (`prompt` messages, `reference` verifier spec) the model answers greedily (batched, left-padded,
 KV cache, our attention); the verifier from `reference` gives accuracy and whether the answer was in the
@@ -51,6 +52,25 @@ def generate_answers(
     return answers
 
 
+def score_answers(answers: list[str], references: list[dict | str], *, code_workers: int | None = None) -> list:
+    """The verifier's verdict on each answer, in order; code references run together on the sandbox's worker pool."""
+    from data_builders.verifiers import parse_reference
+
+    refs = [parse_reference(r) for r in references]
+    results: list = [None] * len(refs)
+    code = [i for i, r in enumerate(refs) if r.get("type") == "code"]
+    if code:
+        from data_builders.verifiers.code import verify_code_many
+
+        batch = verify_code_many([(answers[i], refs[i]) for i in code], workers=code_workers)
+        for i, result in zip(code, batch, strict=True):
+            results[i] = result
+    for i, ref in enumerate(refs):
+        if results[i] is None:
+            results[i] = verify(answers[i], ref)
+    return results
+
+
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike,
     rows: list[dict],
@@ -67,7 +87,7 @@ def evaluate_checkpoint(
     answers = generate_answers(
         model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=label or "eval"
     )
-    results = [verify(answer, row["reference"]) for answer, row in zip(answers, rows, strict=True)]
+    results = score_answers(answers, [row["reference"] for row in rows])
     mean_reward = None
     if reward_client is not None:
         scored = reward_client.score(

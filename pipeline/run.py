@@ -2,7 +2,8 @@
 
 Order: build verified data -> make the base checkpoint (tokenizer + model) -> SFT -> reward model ->
 start the reward service (a separate process on a loopback port) -> DPO -> GRPO against the service ->
-evaluate base, SFT, DPO and GRPO on held-out queries -> stop the service -> print one table.
+evaluate base, SFT, DPO and GRPO on held-out queries (and on the benchmark files named in `eval_suites`, with
+`qwenpost eval`'s suites) -> stop the service -> print one table.
 
 Every stage is launched exactly as a user would launch it (`accelerate launch -m <stage> --config ...`) with
 the experiment's paths as command-line overrides, and every stage config is parsed up front, so a wrong key
@@ -49,12 +50,24 @@ class PipelineConfig:
     eval_max_new_tokens: int = field(default=64, metadata={"help": "greedy tokens per held-out answer"})
     eval_batch_size: int = field(default=32, metadata={"help": "held-out prompts per generate call"})
     eval_limit: int | None = field(default=None, metadata={"help": "evaluate only the first N held-out rows"})
+    eval_suites: dict = field(
+        default_factory=dict,
+        metadata={"help": "benchmarks run on every checkpoint: {suite: local file} (qwenpost eval's suites; "
+                  "tiny_heldout: null = this run's held-out split), e.g. {gsm8k: data/gsm8k_test.jsonl}"},
+    )
     seed: int = field(default=0, metadata={"help": "seed for the data builder and the base model"})
     service_start_timeout_s: float = field(default=180.0, metadata={"help": "wait for the service's /healthz"})
 
     def __post_init__(self):
         if isinstance(self.stage_overrides, str):
             self.stage_overrides = json.loads(self.stage_overrides)
+        if isinstance(self.eval_suites, str):
+            self.eval_suites = json.loads(self.eval_suites)
+        from pipeline.eval_suites import SUITES
+
+        unknown_suites = sorted(set(self.eval_suites or {}) - set(SUITES))
+        if unknown_suites:
+            raise ConfigError(f"eval_suites: unknown suite(s) {unknown_suites}; suites are {list(SUITES)}")
         unknown = sorted(set(self.stage_overrides) - set(STAGES))
         if unknown:
             raise ConfigError(f"stage_overrides: unknown stage(s) {unknown}; stages are {list(STAGES)}")
@@ -159,6 +172,11 @@ class Pipeline:
                 raise ConfigError(f"{stage} stage ({self.stage_args[stage][1]}): {e}") from e
         if self.cfg.base_checkpoint and not (Path(self.cfg.base_checkpoint) / "config.json").is_file():
             raise ConfigError(f"base_checkpoint: {self.cfg.base_checkpoint} is not an HF checkpoint directory")
+        from pipeline.eval_suites import load_suite
+
+        for suite, data in self.cfg.eval_suites.items():
+            if suite != "tiny_heldout" or data is not None:  # a run's own held-out split does not exist yet
+                load_suite(suite, data, limit=1)
         for key in ("accelerate_config",):
             if not Path(getattr(self.cfg, key)).is_file():
                 raise ConfigError(f"{key}: {getattr(self.cfg, key)} not found")
@@ -296,11 +314,17 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         stop_service(service)
         print("[qwenpost] reward service stopped", flush=True)
 
+    if cfg.eval_suites:
+        print(f"\n[qwenpost] === eval suites === ({time.monotonic() - t_all:.0f} s elapsed)", flush=True)
+        t = time.monotonic()
+        suites = evaluate_suites(pipe, cfg)
+        timings["eval_suites"] = time.monotonic() - t
     results = {
         "experiment": cfg.experiment,
         "wall_time_s": time.monotonic() - t_all,
         "stage_time_s": timings,
         "evaluations": evaluations,
+        **({"suites": suites} if cfg.eval_suites else {}),
         "stage_summaries": {
             name: _read_json(pipe.paths[name] / "summary.json") for name in ("sft", "reward", "dpo", "grpo")
         },
@@ -341,6 +365,25 @@ def evaluate_all(pipe: Pipeline, cfg: PipelineConfig) -> dict:
     return out
 
 
+def evaluate_suites(pipe: Pipeline, cfg: PipelineConfig) -> dict:
+    """`qwenpost eval`'s suites on every checkpoint: {checkpoint: {suite: metrics}}; files in <run_dir>/eval/."""
+    from pipeline.eval_suites import evaluate_suite, summary_line
+
+    out: dict = {}
+    for name in ("base", "sft", "dpo", "grpo"):
+        for suite, data in cfg.eval_suites.items():
+            if suite == "tiny_heldout" and data is None:
+                data = pipe.paths["data"] / "heldout"
+            result = evaluate_suite(
+                pipe.paths[name], suite, data=data, limit=cfg.eval_limit, batch_size=cfg.eval_batch_size,
+                max_new_tokens=cfg.eval_max_new_tokens if suite == "tiny_heldout" else None,  # else: the suite's
+                out=pipe.run_dir / "eval" / name, experiment=cfg.experiment,
+            )  # fmt: skip
+            out.setdefault(name, {})[suite] = result["metrics"]
+            print(f"  {name:5s} {summary_line(result)}", flush=True)
+    return out
+
+
 def format_table(results: dict) -> str:
     """The pipeline's one table: held-out metrics per checkpoint, plus what each stage reported."""
     evals, summaries = results["evaluations"], results["stage_summaries"]
@@ -367,6 +410,12 @@ def format_table(results: dict) -> str:
         acc = rm.get("eval_accuracy", rm.get("accuracy"))
         lines.append("")
         lines.append(f"Reward model: held-out pairwise accuracy {acc if acc is not None else 'n/a'}")
+    for name, suites in results.get("suites", {}).items():
+        cells = "; ".join(
+            f"{suite} " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "n")
+            for suite, metrics in suites.items()
+        )
+        lines.append(f"Benchmarks, {name}: {cells}")
     times = ", ".join(f"{k} {v:.0f}s" for k, v in results["stage_time_s"].items())
     lines.append(f"Stage times: {times}")
     return "\n".join(lines)
