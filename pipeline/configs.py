@@ -43,6 +43,7 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None) -> T:
         unknown = sorted(set(values) - known)
         if unknown:  # checked before the dataclass is built, so this error comes first
             raise ConfigError(f"{path}: unknown key(s) {unknown} for {config_cls.__name__}")
+    _check_option_names(config_cls, argv)
     try:
         (cfg,) = TrlParser((config_cls,)).parse_args_and_config(argv)
     except SystemExit as e:  # argparse already printed "argument --key: invalid float value: ..."
@@ -52,6 +53,23 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None) -> T:
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
     return cfg
+
+
+def _check_option_names(config_cls: type, argv: Sequence[str]) -> None:
+    """Refuse `--key` options that are not fields, before argparse sees them.
+
+    argparse accepts any unambiguous prefix of an option, so `--learning_rat 0.1` would silently set
+    `learning_rate` and `--max_step 2` would set `max_steps`: a typo must be an error, as it is in the YAML.
+    """
+    names = {f.name for f in dataclasses.fields(config_cls)} | {"config", "help", "h"}
+    names |= {name.replace("_", "-") for name in names}
+    unknown = [
+        arg.split("=", 1)[0]
+        for arg in argv
+        if arg.startswith("--") and len(arg) > 2 and arg[2:].split("=", 1)[0] not in names
+    ]
+    if unknown:
+        raise ConfigError(f"unknown command-line option(s) {unknown} for {config_cls.__name__}")
 
 
 def require_path(cfg: object, key: str, *, checkpoint: bool = False) -> Path:

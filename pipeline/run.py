@@ -44,7 +44,7 @@ class PipelineConfig:
     serve_config: str = field(default="configs/reward/serve_tiny.yaml", metadata={"help": "reward service config"})
     dpo_config: str = field(default="configs/dpo/tiny.yaml", metadata={"help": "DPO stage config"})
     grpo_config: str = field(default="configs/grpo/tiny.yaml", metadata={"help": "GRPO stage config"})
-    stage_overrides: dict = field(
+    stage_overrides: dict | str | None = field(  # str: a JSON object on the command line
         default_factory=dict, metadata={"help": "per stage extra keys, e.g. {sft: {max_steps: 2}}"}
     )
     eval_max_new_tokens: int = field(default=64, metadata={"help": "greedy tokens per held-out answer"})
