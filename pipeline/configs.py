@@ -23,6 +23,20 @@ class ConfigError(ValueError):
     """A config file or command-line value that is wrong; the message names the key or file."""
 
 
+def read_yaml_mapping(path: str | Path, what: str = "a YAML mapping of keys to values") -> dict:
+    """The YAML file at `path` as a dict; ConfigError naming the file if it is missing, not YAML or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: must be {what}")
+    return values
+
+
 def parse_config(config_cls: type[T], argv: Sequence[str] | None = None) -> T:
     """Parse `--config FILE` plus overrides into `config_cls`; raise ConfigError with a readable message."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -31,14 +45,7 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None) -> T:
         if i + 1 >= len(argv):
             raise ConfigError("--config needs a YAML file path")
         path = Path(argv[i + 1])
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from e
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: must be a YAML mapping of keys to values")
+        values = read_yaml_mapping(path)
         known = {f.name for f in dataclasses.fields(config_cls)} | {"env"}
         unknown = sorted(set(values) - known)
         if unknown:  # checked before the dataclass is built, so this error comes first

@@ -52,7 +52,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.configs import ConfigError, parse_config
+from pipeline.configs import ConfigError, parse_config, read_yaml_mapping
 
 # stage -> (module run by accelerate launch, arguments before the config, "module:ConfigClass", finished marker)
 STAGES: dict[str, tuple[str, list[str], str, str]] = {
@@ -106,12 +106,7 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a sweep file is a YAML mapping")
+    raw = read_yaml_mapping(path, "a sweep file: a YAML mapping")
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; a sweep file has {list(SWEEP_KEYS)}")
@@ -291,7 +286,7 @@ def plan(spec: SweepSpec) -> list[SweepRun]:
     """
     module, prefix, _, marker = STAGES[spec.stage]
     cls = _config_class(spec.stage)
-    base = yaml.safe_load(Path(spec.base_config).read_text()) or {}
+    base = read_yaml_mapping(spec.base_config)
     fixed = resolve_values(cls, base, spec.overrides, where=f"{spec.source}: overrides")
     runs: list[SweepRun] = []
     configs: dict[Path, str] = {}  # per-run configs, written once every run has been checked
