@@ -68,8 +68,13 @@ class DataConfig:
                  "two_step_fraction", "a number between 0 and 1", fraction)
         self.two_step_fraction = float(fraction)
         _require(isinstance(self.jsonl, bool), "jsonl", "true or false", self.jsonl)
-        self.area_configs()
+        areas = self.area_configs()
         check_generator(self.generator)
+        authored = areas.get("instruction_code")
+        if isinstance(authored, InstructionCodeAreaConfig) and authored.author == "generator":
+            _require(self.generator.get("backend", "procedural") != "procedural", "generator.backend",
+                     "a model backend (hf or openai) with areas.instruction_code.author: generator",
+                     self.generator.get("backend", "procedural"))
 
     def area_configs(self) -> dict[str, "AreaConfig"]:
         """The `areas` mapping as checked dataclasses, in the order areas are built."""
@@ -124,14 +129,20 @@ class InstructionCodeAreaConfig(AreaConfig):
     """The report's code-verified instructions: instruction + check function + its unit tests, run in the sandbox."""
 
     flawed_check_fraction: float = 0.25  # share of check functions written with a bug their own tests must catch
+    # who writes instruction, check function and tests: "procedural" (the offline task maker, `procedural` tasks) or
+    # "generator" (the model backend also writes `author_prompts` tasks, in the format of builders/instruction_code.py)
+    author: str = "procedural"
+    author_prompts: int = 0  # tasks asked of the generator with `author: generator`
+    topics: list[str] = field(default_factory=list)  # plain instruction ideas for author prompts; empty: built-in
 
 
 AREAS = {"math": MathAreaConfig, "code": CodeAreaConfig, "instruction": InstructionAreaConfig,
          "instruction_code": InstructionCodeAreaConfig}
 AREA_SPLITS = {"sft": 0.6, "preference": 0.3, "rl_queries": 0.1}  # ours: the report gives no split of queries
 CODE_LANGUAGES = ("python", "javascript", "cpp")
+AUTHORS = ("procedural", "generator")  # who writes code-verified instruction tasks
 _AREA_INTS = {"procedural": 0, "k": 1, "max_seed_queries": 0, "min_operand": 0, "max_operand": 0,
-              "max_constraints": 1, "workers": 1}  # integer area keys and their smallest value
+              "max_constraints": 1, "workers": 1, "author_prompts": 0}  # integer area keys and their smallest value
 _OPTIONAL_INTS = ("max_seed_queries", "workers")  # may be null
 
 
@@ -172,6 +183,15 @@ def parse_area(name: str, values: object) -> AreaConfig:
     if isinstance(area, InstructionCodeAreaConfig):
         _require(isinstance(area.flawed_check_fraction, int | float) and 0 <= area.flawed_check_fraction <= 1,
                  f"{where}.flawed_check_fraction", "a number between 0 and 1", area.flawed_check_fraction)
+        _require(area.author in AUTHORS, f"{where}.author", f"one of {list(AUTHORS)}", area.author)
+        _require(isinstance(area.topics, list) and all(isinstance(t, str) and t.strip() for t in area.topics),
+                 f"{where}.topics", "a list of non-empty instruction ideas", area.topics)
+        if area.author == "generator":
+            _require(area.author_prompts >= 1, f"{where}.author_prompts", "a whole number >= 1 with author: generator",
+                     area.author_prompts)
+        else:
+            _require(area.author_prompts == 0 and not area.topics, f"{where}.author",
+                     "'generator' when author_prompts or topics are set", area.author)
     return area
 
 

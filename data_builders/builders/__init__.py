@@ -9,10 +9,13 @@
 Each area module has `make_queries(area_config, seed) -> (queries, dropped)`, `dropped` counting task candidates
 thrown away before sampling (e.g. check functions failing their own tests), and may have
 `batch_verifier(area_config)` returning a verdict-identical batched verifier (e.g. over the sandbox's `run_many`).
+A `make_queries` with a `generator` parameter is also given the area's generator, for tasks a model writes
+(`instruction_code` with `author: generator`).
 `build_areas` runs them all.
 """
 
 import importlib
+import inspect
 from collections import Counter
 from collections.abc import Callable
 
@@ -31,7 +34,9 @@ def build_area(name: str, area: AreaConfig, generator: Generator, seed: int,
                progress: bool = True) -> tuple[dict[str, list[dict]], AreaStats]:
     """Rows per split of one area (`area` is its parsed config) and what was kept and dropped."""
     module = _module(name)
-    queries, dropped = module.make_queries(area, seed)
+    authored = "generator" in inspect.signature(module.make_queries).parameters
+    queries, dropped = module.make_queries(area, seed, generator=generator) if authored else module.make_queries(
+        area, seed)
     splits = assign_splits(queries, area.splits, seed, name)
     verify_batch: Callable = module.batch_verifier(area) if hasattr(module, "batch_verifier") else verify_each
     stats = AreaStats(dropped=Counter(dropped))

@@ -1,17 +1,46 @@
-"""Code-verified instruction queries: the report's instruction-following method (SFT area 4), done offline.
+"""Code-verified instruction queries: the report's instruction-following method (SFT area 4).
 
-For each query the task maker plays the report's generator model and writes three things: an instruction
-("Answer in exactly 3 lines."), a Python function `check(response: str) -> bool` that verifies it, and unit tests
-for that function (responses that must pass and must fail, boundary cases included). The function is accepted
-only if its own tests pass in the sandbox; like a model, the task maker sometimes writes a buggy function
-(`flawed_check_fraction`: a `>=` for `==`, a forgotten `.lower()`, an off-by-one bound, a syntax error), and its
-tests must catch that, so the query is dropped and counted. Responses are then selected by running the accepted
-function on each candidate in the sandbox (execution feedback), through `verifiers.instruction_code`.
-Rows carry `{"type": "instruction_code", "function": <source>, "entry_point": "check"}`.
+Each task is three things: an instruction ("Answer in exactly 3 lines."), a Python function
+`check(response: str) -> bool` that verifies a response against it, and unit tests for that function (responses
+that must pass and must fail, boundary cases included). The function is accepted only if its own tests pass in the
+sandbox; responses are then selected by running the accepted function on each candidate in the sandbox (execution
+feedback), through `verifiers.instruction_code`. Rows carry
+`{"type": "instruction_code", "function": <source>, "entry_point": "check"}`.
+
+Who writes the tasks (`areas.instruction_code.author`):
+- `procedural` (default): the offline task maker plays the report's generator model for `procedural` tasks. Like a
+  model, it sometimes writes a buggy function (`flawed_check_fraction`: a `>=` for `==`, a forgotten `.lower()`, an
+  off-by-one bound, a syntax error), and its tests must catch that, so the query is dropped and counted.
+- `generator`: as in the report, the model backend (`generator: {backend: openai|hf}`) also writes
+  `author_prompts` tasks, one per author prompt (`AUTHOR_PROMPT`, one instruction idea from `topics` or the
+  built-in ones each), through the same `Generator.generate` call that writes the responses. Its reply must be in
+  this format (`parse_author_reply`):
+
+      Instruction: <the full user request, its checkable constraint included>
+
+      ```python
+      def check(response: str) -> bool:
+          ...
+      ```
+
+      ```python
+      assert check("a response that follows the instruction")
+      assert not check("a response that breaks it")
+      ```
+
+  The instruction is the text after the first `Instruction:` label up to the first fence; then exactly two
+  ```python blocks: the first defines `check` at top level (a parameter, the standard library only), the second is
+  the unit tests: top-level asserts on `check(<one argument>)`, at least one must-pass (`assert check(x)`,
+  `check(x) is True`, `== True`) and one must-fail (`assert not check(x)`, `check(x) is False`, `== False`).
+  `from instruction_check import check` is put in front of the tests. Both blocks are only parsed here (`ast`),
+  never run: a reply that breaks the format, tests that redefine `check` or lack a must-pass or must-fail case,
+  and a repeated instruction are dropped, counted by reason ("author reply: no check function"). The tests then
+  run against the function in the sandbox (`accept`), and the accepted tasks go through the same rejection
+  sampling, the generator writing the responses.
 
 Check-function tests run as one `run_many` batch; candidates are verified in batches the same way.
 """
-
+import ast
 import random
 import re
 from collections import Counter
@@ -20,10 +49,11 @@ from dataclasses import dataclass
 
 from data_builders.builders.instruction import SENTENCES, TASKS, TOPICS
 from data_builders.config import InstructionCodeAreaConfig
-from data_builders.generators import Candidate, Query
+from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
 from data_builders.verifiers import VerifierResult
 from data_builders.verifiers.instruction_code import (
+    MAX_FUNCTION_CHARS,
     MODULE,
     check_limits,
     verify_instruction_code_many,
@@ -232,7 +262,163 @@ def write_task(rng: random.Random, flawed_fraction: float, family: Family | None
     return CheckTask(prompt, function, tests, flawed, tuple(offline), good[0], family.name)
 
 
-def accept(tasks: Sequence[CheckTask], workers: int | None = None) -> list[bool]:
+@dataclass(frozen=True)
+class AuthoredTask:
+    """A task the generator wrote, parsed from its reply (`parse_author_reply`) and not yet run."""
+
+    prompt: str  # the instruction: the user turn of the response query
+    function: str  # source defining check(response) -> bool
+    tests: str  # unit tests, with the import of check in front
+
+
+AUTHOR_PROMPT = """Write one instruction-following task on this idea: {idea}
+
+The task is a user request with a constraint on the response that a Python function can check (a number of \
+lines, words or items, a format, a word that must or must not appear, how it starts or ends, ...). Reply in \
+exactly this format and nothing else:
+
+Instruction: <the full user request, the constraint included>
+
+```python
+def check(response: str) -> bool:
+    <return True exactly when the response follows the instruction; standard library only>
+```
+
+```python
+assert check(<a literal response that follows the instruction>)
+assert not check(<a literal response that breaks it>)
+<more asserts like these, boundary cases included>
+```
+
+The second block holds only top-level asserts on check: at least one `assert check(...)` that must pass and \
+one `assert not check(...)` that must fail."""
+
+_LABEL = re.compile(r"^[ \t]*Instruction:[ \t]*", re.MULTILINE)
+_FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+class AuthorReplyError(ValueError):
+    """An author reply that does not follow the format; `reason` is the counted drop reason."""
+
+    def __init__(self, problem: str) -> None:
+        self.reason = f"author reply: {problem}"
+        super().__init__(self.reason)
+
+
+def _is_check_call(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "check"
+            and len(node.args) == 1 and not isinstance(node.args[0], ast.Starred) and not node.keywords)
+
+
+def assert_expectation(test: ast.expr) -> bool | None:
+    """What an assert's test expects of check: True (must pass), False (must fail), or None (not a case)."""
+    if _is_check_call(test):
+        return True
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and _is_check_call(test.operand):
+        return False
+    if (isinstance(test, ast.Compare) and len(test.ops) == 1 and _is_check_call(test.left)
+            and isinstance(test.comparators[0], ast.Constant) and isinstance(test.comparators[0].value, bool)):
+        value = test.comparators[0].value
+        if isinstance(test.ops[0], ast.Is | ast.Eq):
+            return value
+        if isinstance(test.ops[0], ast.IsNot | ast.NotEq):
+            return not value
+    return None
+
+
+def _binds_check(node: ast.AST) -> bool:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return node.name == "check"
+    if isinstance(node, ast.Name):
+        return node.id == "check" and isinstance(node.ctx, ast.Store | ast.Del)
+    if isinstance(node, ast.Import | ast.ImportFrom):  # `from instruction_check import check` is the real one
+        real = isinstance(node, ast.ImportFrom) and node.module == MODULE
+        return any((alias.asname or alias.name) == "check" and not (real and alias.name == "check")
+                   for alias in node.names)
+    return False
+
+
+def parse_author_reply(text: str) -> AuthoredTask:
+    """The task in an author reply (format in the module docstring), parsed with `ast` and never run;
+    AuthorReplyError with the drop reason when the reply breaks the format."""
+    label = _LABEL.search(text)
+    fence = text.find("```")
+    end = fence if fence >= 0 else len(text)
+    instruction = text[label.end() : end].strip() if label and label.start() < end else ""
+    if not instruction:
+        raise AuthorReplyError("no instruction")
+    blocks = list(_FENCE.finditer(text))
+    if not blocks:
+        raise AuthorReplyError("no check function")
+    function = blocks[0].group(1)
+    try:
+        module = ast.parse(function)
+    except SyntaxError as exc:
+        raise AuthorReplyError(f"check function is not valid Python (line {exc.lineno})") from None
+    defined = [node for node in module.body if isinstance(node, ast.FunctionDef) and node.name == "check"]
+    if not defined or not (defined[-1].args.posonlyargs or defined[-1].args.args):
+        raise AuthorReplyError("no check function")
+    if len(function) > MAX_FUNCTION_CHARS:
+        raise AuthorReplyError(f"check function longer than {MAX_FUNCTION_CHARS} characters")
+    if len(blocks) == 1:
+        raise AuthorReplyError("no unit tests")
+    if len(blocks) > 2:
+        raise AuthorReplyError(f"{len(blocks)} python blocks, expected 2")
+    tests = blocks[1].group(1)
+    try:
+        test_module = ast.parse(tests)
+    except SyntaxError as exc:
+        raise AuthorReplyError(f"unit tests are not valid Python (line {exc.lineno})") from None
+    if any(_binds_check(node) for node in ast.walk(test_module)):
+        raise AuthorReplyError("unit tests redefine check")
+    expected = {assert_expectation(node.test) for node in test_module.body if isinstance(node, ast.Assert)}
+    missing = [name for value, name in ((True, "must-pass"), (False, "must-fail")) if value not in expected]
+    if missing:
+        raise AuthorReplyError(f"unit tests have no {' and no '.join(missing)} assert")
+    return AuthoredTask(instruction, function, f"from {MODULE} import check\n\n{tests}")
+
+
+def author_queries(area: InstructionCodeAreaConfig, seed: int, generator: Generator,
+                   taken: set[str]) -> tuple[list[Query], Counter]:
+    """`area.author_prompts` tasks written by `generator`; those that parse, are new (not in `taken`, which
+    grows) and whose function passes its own tests in the sandbox become queries. Drops counted by reason."""
+    rng = random.Random(f"{seed}:instruction_code:author")
+    prompts = []
+    for index in range(area.author_prompts):
+        if area.topics:
+            idea = area.topics[index % len(area.topics)]
+        else:
+            idea = rng.choice(TASKS).format(topic=rng.choice(TOPICS))
+        prompts.append(Query(CATEGORY, (user_message(AUTHOR_PROMPT.format(idea=idea)),), {},
+                             f"author:instruction_code:{index}"))
+    dropped: Counter = Counter()
+    tasks: list[AuthoredTask] = []
+    for replies in generator.generate(prompts, 1):
+        if not replies:
+            dropped["author reply: none (needs a model backend)"] += 1
+            continue
+        try:
+            task = parse_author_reply(replies[0].text)
+        except AuthorReplyError as exc:
+            dropped[exc.reason] += 1
+            continue
+        if task.prompt in taken:
+            dropped["author reply: repeated instruction"] += 1
+            continue
+        taken.add(task.prompt)
+        tasks.append(task)
+    queries = []
+    for task, ok in zip(tasks, accept(tasks), strict=True):
+        if not ok:
+            dropped["author reply: check function failed its own tests"] += 1
+            continue
+        reference = {"type": "instruction_code", "function": task.function, "entry_point": "check"}
+        queries.append(Query(CATEGORY, (user_message(task.prompt),), reference, f"{generator.name}:instruction_code",
+                             key=task.prompt))
+    return queries, dropped
+
+
+def accept(tasks: Sequence[CheckTask | AuthoredTask], workers: int | None = None) -> list[bool]:
     """Whether each task's function passes its own unit tests in the sandbox (one batch)."""
     from data_builders.sandbox import SandboxJob, run_many
 
@@ -241,11 +427,17 @@ def accept(tasks: Sequence[CheckTask], workers: int | None = None) -> list[bool]
     return [outcome.status == "passed" for outcome in run_many(jobs, workers=workers)]
 
 
-def make_queries(area: InstructionCodeAreaConfig, seed: int) -> tuple[list[Query], Counter]:
-    """`area.procedural` written tasks, of which those whose check function passes its tests become queries."""
+def make_queries(area: InstructionCodeAreaConfig, seed: int,
+                 generator: Generator | None = None) -> tuple[list[Query], Counter]:
+    """`area.procedural` written tasks, of which those whose check function passes its tests become queries, then
+    with `author: generator` the tasks `generator` writes (`author_queries`)."""
     if area.seed_files:
         raise ValueError("areas.instruction_code.seed_files: code-verified instructions are written by the task "
-                         "maker, not read from seeds; use the instruction area for IFEval seeds")
+                         "maker or the generator, not read from seeds; give instruction ideas as `topics`, and use "
+                         "the instruction area for IFEval seeds")
+    if area.author == "generator" and generator is None:
+        raise ValueError("areas.instruction_code.author: 'generator' needs the area's generator to write tasks "
+                         "(build_area passes it)")
     rng = random.Random(f"{seed}:instruction_code")
     tasks: list[CheckTask] = []
     taken: set[str] = set()
@@ -267,6 +459,10 @@ def make_queries(area: InstructionCodeAreaConfig, seed: int) -> tuple[list[Query
         reference = {"type": "instruction_code", "function": task.function, "entry_point": "check"}
         queries.append(Query(CATEGORY, (user_message(task.prompt),), reference, f"procedural:instruction_code:"
                              f"{task.family}", task.offline, task.gold, task.prompt))
+    if area.author == "generator":
+        authored, author_dropped = author_queries(area, seed, generator, taken)
+        queries += authored
+        dropped.update(author_dropped)
     return queries, dropped
 
 
