@@ -6,16 +6,14 @@
 - `instruction_code`: the report's code-verified instructions (area 4): a check function accepted only if its own
   unit tests pass in the sandbox, then used to select responses
 
-Each area module has `make_queries(area_config, seed) -> (queries, dropped)`, `dropped` counting task candidates
-thrown away before sampling (e.g. check functions failing their own tests), and may have
+Each area module has `make_queries(area_config, seed, generator) -> (queries, dropped)`, `dropped` counting task
+candidates thrown away before sampling (e.g. check functions failing their own tests); the generator is there for
+tasks a model writes (`instruction_code` with `author: generator`), the other areas ignore it. A module may have
 `batch_verifier(area_config)` returning a verdict-identical batched verifier (e.g. over the sandbox's `run_many`).
-A `make_queries` with a `generator` parameter is also given the area's generator, for tasks a model writes
-(`instruction_code` with `author: generator`).
 `build_areas` runs them all.
 """
 
 import importlib
-import inspect
 from collections import Counter
 from collections.abc import Callable
 
@@ -34,9 +32,7 @@ def build_area(name: str, area: AreaConfig, generator: Generator, seed: int,
                progress: bool = True) -> tuple[dict[str, list[dict]], AreaStats]:
     """Rows per split of one area (`area` is its parsed config) and what was kept and dropped."""
     module = _module(name)
-    authored = "generator" in inspect.signature(module.make_queries).parameters
-    queries, dropped = module.make_queries(area, seed, generator=generator) if authored else module.make_queries(
-        area, seed)
+    queries, dropped = module.make_queries(area, seed, generator=generator)
     splits = assign_splits(queries, area.splits, seed, name)
     verify_batch: Callable = module.batch_verifier(area) if hasattr(module, "batch_verifier") else verify_each
     stats = AreaStats(dropped=Counter(dropped))

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from data_builders.builders.code_tasks import FAMILIES, FENCES, LANGUAGE_NAMES, Family, render_tests
 from data_builders.config import CodeAreaConfig
-from data_builders.generators import Candidate, Query
+from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
 from data_builders.seeds import CodeSeed, parse_code, read_jsonl
 from data_builders.verifiers import VerifierResult
@@ -111,7 +111,7 @@ def seed_query(parsed: CodeSeed, seed: int) -> Query:
                  tuple(offline), gold, parsed.prompt)
 
 
-def make_queries(area: CodeAreaConfig, seed: int) -> tuple[list[Query], Counter]:
+def make_queries(area: CodeAreaConfig, seed: int, generator: Generator | None = None) -> tuple[list[Query], Counter]:
     taken: set[str] = set()
     queries, dropped = [], Counter()
     for path in area.seed_files:

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from data_builders.config import InstructionAreaConfig
-from data_builders.generators import Candidate, Query
+from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
 from data_builders.seeds import parse_instruction, read_jsonl
 from data_builders.verifiers.instruction import CONFLICTS, CONSTRAINTS, KEYWORD_POOL, check_constraints
@@ -277,7 +277,9 @@ def seed_queries(area: InstructionAreaConfig, seed: int, taken: set[str]) -> tup
     return queries, dropped
 
 
-def make_queries(area: InstructionAreaConfig, seed: int) -> tuple[list[Query], Counter]:
+def make_queries(
+    area: InstructionAreaConfig, seed: int, generator: Generator | None = None
+) -> tuple[list[Query], Counter]:
     taken: set[str] = set()
     seeds, dropped = seed_queries(area, seed, taken)
     procedural, more = procedural_queries(area, seed, taken)

@@ -20,7 +20,7 @@ from collections import Counter
 
 from data_builders import arithmetic
 from data_builders.config import FLAWS, DataConfig, MathAreaConfig
-from data_builders.generators import Candidate, Query
+from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
 from data_builders.seeds import MathSeed, parse_math, read_jsonl
 
@@ -137,7 +137,7 @@ def procedural_queries(area: MathAreaConfig, seed: int, taken: set[str]) -> list
     return queries
 
 
-def make_queries(area: MathAreaConfig, seed: int) -> tuple[list[Query], Counter]:
+def make_queries(area: MathAreaConfig, seed: int, generator: Generator | None = None) -> tuple[list[Query], Counter]:
     """Seed queries (deduplicated by question) then procedural ones; a pure function of (area, seed)."""
     taken: set[str] = set()
     queries, dropped = [], Counter()
