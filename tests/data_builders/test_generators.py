@@ -1,11 +1,6 @@
 """Generators: the procedural backend, the OpenAI-compatible HTTP backend against a real local stub server, and the
 HF backend on the micro checkpoint."""
 
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from data_builders.generators import Candidate, Generator, ProceduralGenerator, Query, make_generator
@@ -38,57 +33,24 @@ def test_make_generator_refuses_unknown_backend_and_options():
         make_generator({"backend": "procedural", "temperature": 1.0})
 
 
-class Stub:
-    """A tiny OpenAI-compatible server: a script of behaviours, one per request ("ok", "500", "slow", "one",
-    "400"); after the script, "ok". Records each request body."""
+def scripted(script: list[str]):
+    """A stub's behaviour per request, in order ("ok", "500", "400", "slow", "one": a single choice); then "ok".
+    Each text is the prompt plus the request's number and the sample's."""
 
-    def __init__(self, script: list[str]) -> None:
-        self.script, self.bodies, self.lock = list(script), [], threading.Lock()
-        stub = self
+    def respond(body: dict, index: int) -> tuple[int, list[str] | None, float]:
+        action = script[index - 1] if index <= len(script) else "ok"
+        if action in ("500", "400"):
+            return int(action), None, 0.0
+        n = 1 if action == "one" else body["n"]
+        prompt = body["messages"][-1]["content"]
+        return 200, [f"{prompt} #{index}.{i}" for i in range(n)], 0.6 if action == "slow" else 0.0
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with stub.lock:
-                    stub.bodies.append((self.path, body))
-                    action = stub.script.pop(0) if stub.script else "ok"
-                if action == "slow":
-                    time.sleep(0.6)
-                if action in ("500", "400"):
-                    payload, status = b'{"error": "scripted failure"}', int(action)
-                else:
-                    n = 1 if action == "one" else body["n"]
-                    prompt = body["messages"][-1]["content"]
-                    texts = [f"{prompt} #{len(stub.bodies)}.{i}" for i in range(n)]
-                    choices = [{"index": i, "message": {"role": "assistant", "content": text}}
-                               for i, text in enumerate(texts)]
-                    payload, status = json.dumps({"choices": choices}).encode(), 200
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up on a slow request
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return respond
 
 
 @pytest.fixture
-def stub(request):
-    server = Stub(getattr(request, "param", []))
-    yield server
-    server.close()
+def stub(request, chat_stub):
+    return chat_stub(scripted(getattr(request, "param", [])))
 
 
 def generator(url: str, **kwargs) -> OpenAIGenerator:
@@ -100,7 +62,7 @@ def test_http_returns_k_samples_per_query_in_order(stub):
     out = generator(stub.url).generate([query("alpha"), query("beta"), query("gamma")], 3)
     assert [[c.text.split(" #")[0] for c in cands] for cands in out] == [["alpha"] * 3, ["beta"] * 3, ["gamma"] * 3]
     assert all(len({c.text for c in cands}) == 3 for cands in out)
-    path, body = stub.bodies[0]
+    path, body = stub.requests[0]
     assert path == "/v1/chat/completions" and body["n"] == 3 and body["model"] == "tiny"
     assert body["messages"][-1]["role"] == "user" and {"temperature", "top_p", "max_tokens"} <= set(body)
 
@@ -135,7 +97,7 @@ def test_http_client_error_is_not_retried(stub):
 @pytest.mark.parametrize("stub", [["one"]], indirect=True)
 def test_http_asks_again_when_server_ignores_n(stub):
     (cands,) = generator(stub.url).generate([query("few")], 3)
-    assert len(cands) == 3 and [body["n"] for _, body in stub.bodies] == [3, 2]
+    assert len(cands) == 3 and [body["n"] for body in stub.bodies] == [3, 2]
 
 
 def test_http_refuses_bad_url():

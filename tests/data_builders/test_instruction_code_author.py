@@ -5,9 +5,6 @@ import ast
 import builtins
 import json
 import textwrap
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -62,45 +59,6 @@ DROPS = {"author reply: check function failed its own tests": 1, "author reply: 
          "author reply: unit tests have no must-pass and no must-fail assert": 1}
 
 
-class AuthorStub:
-    """An OpenAI-compatible server playing the model: author prompts get the canned task of their idea, the good
-    task's instruction gets a passing and a failing response, anything else a 400. Records each request body."""
-
-    def __init__(self, answer: Callable[[str, int], list[str] | None]) -> None:
-        self.bodies: list[dict] = []
-        self.lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with stub.lock:
-                    stub.bodies.append(body)
-                texts = answer(body["messages"][-1]["content"], body["n"])
-                if texts is None:
-                    payload, status = b'{"error": "unexpected prompt"}', 400
-                else:
-                    choices = [{"index": i, "message": {"role": "assistant", "content": t}}
-                               for i, t in enumerate(texts)]
-                    payload, status = json.dumps({"choices": choices}).encode(), 200
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def model_answer(prompt: str, n: int) -> list[str] | None:
     if prompt.startswith("Write one instruction-following task on this idea: "):
         idea = prompt.splitlines()[0].rpartition(": ")[2]
@@ -111,10 +69,15 @@ def model_answer(prompt: str, n: int) -> list[str] | None:
 
 
 @pytest.fixture
-def stub():
-    server = AuthorStub(model_answer)
-    yield server
-    server.close()
+def stub(chat_stub):
+    """The model: author prompts get the canned task of their idea, the good task's instruction gets a passing and a
+    failing response, anything else a 400."""
+
+    def respond(body: dict, index: int) -> tuple[int, list[str] | None, float]:
+        texts = model_answer(body["messages"][-1]["content"], body["n"])
+        return (400 if texts is None else 200), texts, 0.0
+
+    return chat_stub(respond)
 
 
 def author_area(splits: dict, **extra):
@@ -122,7 +85,7 @@ def author_area(splits: dict, **extra):
                                            "topics": ["good", "buggy", "malformed", "vacuous"], **extra})
 
 
-def build(stub: AuthorStub, splits: dict):
+def build(stub, splits: dict):
     generator = OpenAIGenerator(stub.url, "tiny", backoff_s=0.01, timeout_s=10.0, max_retries=0, concurrency=2)
     return build_area("instruction_code", author_area(splits), generator, seed=0, progress=False)
 
