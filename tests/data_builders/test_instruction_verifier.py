@@ -421,6 +421,20 @@ def test_sampled_kwargs_are_valid_deterministic_and_describable():
     assert 100 <= min(words) and max(words) <= 500
 
 
+
+def test_samplers_draw_from_the_published_sample_ranges():
+    # each int kwarg states its range twice (the schema's `sample_range` and the sampler's draw): they must agree
+    rng = random.Random(0)
+    for cid, constraint in CONSTRAINTS.items():
+        for spec in constraint.kwargs:
+            if spec.sample_range is None:
+                continue
+            low, high = spec.sample_range
+            drawn = [constraint.sample_kwargs(rng, prompt="Write a haiku.")[spec.name] for _ in range(300)]
+            assert low <= min(drawn) and max(drawn) <= high, (cid, spec.name, min(drawn), max(drawn))
+            if high - low <= 20:  # small ranges: both ends come up in 300 draws
+                assert (min(drawn), max(drawn)) == (low, high), (cid, spec.name)
+
 def test_conflicts_are_symmetric_and_follow_ifeval():
     for cid, others in CONFLICTS.items():
         assert cid in others
