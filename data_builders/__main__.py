@@ -1,8 +1,10 @@
 """Build the verified datasets: `python -m data_builders --config configs/data/tiny.yaml [--output_dir DIR]`.
 
 Parse config → build every split (the arithmetic word problems of the flat keys, then each verified area of
-`areas`: math, code, instruction, instruction_code, by rejection sampling through the configured generator) →
-write them atomically with a manifest → print a summary: rows per split, and per area the candidates kept and
+`areas`: math, code, instruction, instruction_code, long, structured, logic, cross_lingual, system, by rejection
+sampling through the configured generator) → filter the area rows (`filters`: critic, near-duplicates,
+decontamination) → cut the SFT mixture (`mixture`: per-area weights, token-length report, mixture.png) → write
+them atomically with a manifest → print a summary: rows per split, and per area the candidates kept and
 rejected, by reason. Progress bars (one per area) go to stderr. Any flat config key can be overridden on the
 command line; unknown keys and bad values stop the run before anything is written (exit status 2).
 
@@ -20,6 +22,7 @@ from data_builders.writer import write
 BUILDER = "arithmetic"
 SHOWN_REASONS = 8  # rejection reasons printed per area; the manifest keeps them all
 SPLIT_ORDER = ("sft", "preference", "preference_eval", "rl_queries", "heldout")
+MIXTURE_PNG = "mixture.png"  # token-length histograms per area, beside the splits
 
 
 def summary(
@@ -53,14 +56,52 @@ def summary(
     return "\n".join(lines)
 
 
-def build_all(config: DataConfig, progress: bool = True) -> tuple[dict[str, list[dict]], dict, dict[str, dict]]:
-    """(splits, arithmetic candidate stats, per-area stats): the arithmetic splits, then every area's rows."""
+def _preflight(config: DataConfig) -> list[str]:
+    """Read the evaluation files of `filters.decontaminate` and check that long documents exist, so a wrong path
+    stops the build before hours of sampling; returns the evaluation samples."""
+    from pathlib import Path
+
+    long_area = config.area_configs().get("long")
+    for path in getattr(long_area, "documents", []):
+        if not Path(path).is_file():
+            raise ValueError(f"config key 'areas.long.documents': file not found: {path}")
+    if not config.filters:
+        return []
+    from data_builders.filters import parse_filters
+    from data_builders.filters.decontaminate import read_eval_file
+
+    return [text for path in parse_filters(config.filters).eval_files for text in read_eval_file(path)]
+
+
+def build_all(config: DataConfig, progress: bool = True,
+              extras: dict | None = None) -> tuple[dict[str, list[dict]], dict, dict[str, dict]]:
+    """(splits, arithmetic candidate stats, per-area stats): the arithmetic splits, then every area's rows, filtered
+    (`config.filters`) and mixed (`config.mixture`). `extras`, when given, receives the filter and mixture reports
+    ("filters", "mixture") and the files to write beside the splits ("files": {name: bytes})."""
+    tests = _preflight(config) if config.areas else []  # files only later steps read, checked before any work
     splits, stats = build_with_stats(config)
     if not config.areas:
         return splits, stats, {}
     from data_builders.builders import build_areas
+    from data_builders.generators import make_generator
 
-    area_rows, area_stats = build_areas(config, progress=progress)
+    generator = make_generator(config.generator, seed=config.seed)
+    area_rows, area_stats = build_areas(config, generator=generator, progress=progress)
+    extras = {} if extras is None else extras
+    if config.filters:
+        from data_builders.filters import apply_filters, parse_filters
+
+        area_rows, extras["filters"] = apply_filters(area_rows, parse_filters(config.filters), generator,
+                                                     tests=tests)
+    if config.mixture:
+        from data_builders.mixture import apply_mixture, histogram_png, parse_mixture
+
+        mixture = parse_mixture(config.mixture, list(config.area_configs()))
+        area_rows["sft"], report = apply_mixture(area_rows.get("sft", []), mixture, config.seed)
+        extras["files"] = {MIXTURE_PNG: histogram_png(report, approx=mixture.tokenizer is None)}
+        for area in report.values():
+            area["tokens"].pop("lengths")
+        extras["mixture"] = report
     for split, rows in area_rows.items():
         splits.setdefault(split, []).extend(rows)
     splits = {split: splits[split] for split in SPLIT_ORDER if split in splits}
@@ -72,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         config = parse_config(argv)
-        splits, stats, areas = build_all(config)
+        extras: dict = {}
+        splits, stats, areas = build_all(config, extras=extras)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -85,12 +127,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings.pop("areas")
         settings.pop("generator")
+    for key in ("filters", "mixture"):  # present only when configured, so earlier manifests keep their bytes
+        if not settings[key]:
+            settings.pop(key)
+        if key in extras:
+            manifest[key] = extras[key]
     try:
-        write(splits, config.output_dir, jsonl=config.jsonl, manifest=manifest)
+        write(splits, config.output_dir, jsonl=config.jsonl, manifest=manifest, extra_files=extras.get("files"))
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary(config, splits, stats, time.perf_counter() - start, areas))
+    if "filters" in extras:
+        dropped = {step: sum(v.values()) for step, v in extras["filters"].items() if isinstance(v, dict)}
+        print("  filters dropped: " + ", ".join(f"{step} {n}" for step, n in dropped.items())
+              + f" (against {extras['filters']['eval_samples']} evaluation samples)")
+    if "mixture" in extras:
+        from data_builders.mixture import summary_table
+
+        print(f"  mixture (token lengths approx. unless mixture.tokenizer is set; histograms in {MIXTURE_PNG}):")
+        print(summary_table(extras["mixture"]))
     return 0
 
 

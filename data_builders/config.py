@@ -14,7 +14,9 @@ writes their candidates:
       code: {procedural: 50, languages: [python, javascript]}
     generator: {backend: openai, base_url: "http://127.0.0.1:8000/v1", model: qwen}
 
-`areas` and `generator` are mappings, so they are set in YAML (argparse cannot take them on the command line).
+`filters` (critic, MinHash dedup, decontamination: data_builders/filters) and `mixture` (per-area weights and the
+length report: data_builders/mixture.py) act on the areas' rows. `areas`, `generator`, `filters` and `mixture` are
+mappings, so they are set in YAML (argparse cannot take them on the command line).
 """
 
 import dataclasses
@@ -50,6 +52,11 @@ class DataConfig:
     # who writes the candidates: {backend: procedural} (offline, default), {backend: hf, model_path: ...} or
     # {backend: openai, base_url: http://host:8000/v1, model: ...}
     generator: dict = field(default_factory=lambda: {"backend": "procedural"})
+    # response filtering and decontamination of the area rows (data_builders.filters), e.g.
+    # {critic: {backend: reward, url: ...}, dedup: {threshold: 0.85}, decontaminate: {eval_files: [...]}}; {}: none
+    filters: dict = field(default_factory=dict)
+    # the SFT mixture (data_builders.mixture): {weights: {area: w}, sft_rows: N, tokenizer: null}; {}: no mixture
+    mixture: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require(isinstance(self.output_dir, str) and self.output_dir.strip() != "", "output_dir",
@@ -70,6 +77,16 @@ class DataConfig:
         _require(isinstance(self.jsonl, bool), "jsonl", "true or false", self.jsonl)
         areas = self.area_configs()
         check_generator(self.generator)
+        if self.filters or self.mixture:
+            _require(bool(areas), "areas", "at least one area when filters or mixture are set", self.areas)
+        if self.filters:
+            from data_builders.filters import parse_filters
+
+            parse_filters(self.filters)
+        if self.mixture:
+            from data_builders.mixture import parse_mixture
+
+            parse_mixture(self.mixture, list(areas))
         authored = areas.get("instruction_code")
         if isinstance(authored, InstructionCodeAreaConfig) and authored.author == "generator":
             _require(self.generator.get("backend", "procedural") != "procedural", "generator.backend",
@@ -136,14 +153,68 @@ class InstructionCodeAreaConfig(AreaConfig):
     topics: list[str] = field(default_factory=list)  # plain instruction ideas for author prompts; empty: built-in
 
 
+@dataclass
+class LongAreaConfig(AreaConfig):
+    """Long generation by back-translation: a long document is the response, the generator writes its instruction."""
+
+    documents: list[str] = field(default_factory=list)  # long texts: .txt (one document), .jsonl or .parquet files
+    text_field: str = "text"  # the document column of JSONL/parquet files
+    min_document_words: int = 150  # shorter documents are not long-generation material (ours)
+    max_documents: int | None = None  # use at most this many documents from `documents` (in file order)
+    min_sections: int = 3  # procedural reports: sections per report (ours)
+    max_sections: int = 8
+    length_tolerance: float = 0.2  # ours: a response fits "about N words" when within N x (1 +- tolerance)
+    max_response_tokens: int = 8192  # RECIPE.md: outputs up to 8,192 tokens
+    tokenizer: str | None = None  # local HF tokenizer for the token limit; None: data_builders.tokens' approximation
+
+
+@dataclass
+class StructuredAreaConfig(AreaConfig):
+    """Structured data: tabular QA, fact verification, error correction, structural understanding, JSON output."""
+
+    tasks: list[str] = field(default_factory=lambda: list(STRUCTURED_TASKS))  # task kinds drawn in turn
+    min_rows: int = 4  # rows per generated table
+    max_rows: int = 9
+
+
+@dataclass
+class LogicAreaConfig(AreaConfig):
+    """Logical reasoning: solver-checked deductive, inductive, analogical, causal and statistical problems."""
+
+    kinds: list[str] = field(default_factory=lambda: list(LOGIC_KINDS))  # reasoning kinds drawn in turn
+    forms: list[str] = field(default_factory=lambda: list(LOGIC_FORMS))  # question forms drawn in turn
+    refine_rounds: int = 1  # model backends: re-ask a failed candidate with the verifier's feedback this many times
+
+
+@dataclass
+class CrossLingualAreaConfig(AreaConfig):
+    """Cross-lingual transfer: tasks with language-independent answers, asked in other languages."""
+
+    languages: list[str] = field(default_factory=lambda: list(CROSS_LANGUAGES))  # target languages (ISO 639-1)
+
+
+@dataclass
+class SystemAreaConfig(AreaConfig):
+    """Robust system instructions: system prompts of persona, tone, format and constraint parts, format verified."""
+
+    max_constraints: int = 2  # format constraints per system prompt (1..3)
+
+
 AREAS = {"math": MathAreaConfig, "code": CodeAreaConfig, "instruction": InstructionAreaConfig,
-         "instruction_code": InstructionCodeAreaConfig}
+         "instruction_code": InstructionCodeAreaConfig, "long": LongAreaConfig, "structured": StructuredAreaConfig,
+         "logic": LogicAreaConfig, "cross_lingual": CrossLingualAreaConfig, "system": SystemAreaConfig}
+STRUCTURED_TASKS = ("table_qa", "fact_verification", "error_correction", "structure", "json_output")
+LOGIC_KINDS = ("deductive", "inductive", "analogical", "causal", "statistical")
+LOGIC_FORMS = ("multiple_choice", "true_false", "open")
+CROSS_LANGUAGES = ("fr", "es", "de", "sw", "id")
 AREA_SPLITS = {"sft": 0.6, "preference": 0.3, "rl_queries": 0.1}  # ours: the report gives no split of queries
 CODE_LANGUAGES = ("python", "javascript", "cpp")
 AUTHORS = ("procedural", "generator")  # who writes code-verified instruction tasks
 _AREA_INTS = {"procedural": 0, "k": 1, "max_seed_queries": 0, "min_operand": 0, "max_operand": 0,
-              "max_constraints": 1, "workers": 1, "author_prompts": 0}  # integer area keys and their smallest value
-_OPTIONAL_INTS = ("max_seed_queries", "workers")  # may be null
+              "max_constraints": 1, "workers": 1, "author_prompts": 0, "min_document_words": 1, "max_documents": 0,
+              "min_sections": 1, "max_sections": 1, "max_response_tokens": 1, "min_rows": 2, "max_rows": 2,
+              "refine_rounds": 0}  # integer area keys and their smallest value
+_OPTIONAL_INTS = ("max_seed_queries", "workers", "max_documents")  # may be null
 
 
 def parse_area(name: str, values: object) -> AreaConfig:
@@ -179,6 +250,25 @@ def parse_area(name: str, values: object) -> AreaConfig:
     if isinstance(area, CodeAreaConfig):
         _require_choices(area.languages, f"{where}.languages", CODE_LANGUAGES, allow_empty=area.procedural == 0)
     if isinstance(area, InstructionAreaConfig):
+        _require(1 <= area.max_constraints <= 3, f"{where}.max_constraints", "1, 2 or 3", area.max_constraints)
+    if isinstance(area, LongAreaConfig):
+        _require(isinstance(area.documents, list) and all(isinstance(p, str) and p for p in area.documents),
+                 f"{where}.documents", "a list of file paths (.txt, .jsonl, .parquet)", area.documents)
+        _require(area.max_sections >= area.min_sections, f"{where}.max_sections", "a number >= min_sections",
+                 area.max_sections)
+        _require(isinstance(area.length_tolerance, int | float) and 0 < area.length_tolerance < 1,
+                 f"{where}.length_tolerance", "a number between 0 and 1", area.length_tolerance)
+        _require(area.tokenizer is None or (isinstance(area.tokenizer, str) and area.tokenizer), f"{where}.tokenizer",
+                 "a local tokenizer directory or null", area.tokenizer)
+    if isinstance(area, StructuredAreaConfig):
+        _require_choices(area.tasks, f"{where}.tasks", STRUCTURED_TASKS, allow_empty=False)
+        _require(area.max_rows >= area.min_rows, f"{where}.max_rows", "a number >= min_rows", area.max_rows)
+    if isinstance(area, LogicAreaConfig):
+        _require_choices(area.kinds, f"{where}.kinds", LOGIC_KINDS, allow_empty=False)
+        _require_choices(area.forms, f"{where}.forms", LOGIC_FORMS, allow_empty=False)
+    if isinstance(area, CrossLingualAreaConfig):
+        _require_choices(area.languages, f"{where}.languages", CROSS_LANGUAGES, allow_empty=False)
+    if isinstance(area, SystemAreaConfig):
         _require(1 <= area.max_constraints <= 3, f"{where}.max_constraints", "1, 2 or 3", area.max_constraints)
     if isinstance(area, InstructionCodeAreaConfig):
         _require(isinstance(area.flawed_check_fraction, int | float) and 0 <= area.flawed_check_fraction <= 1,

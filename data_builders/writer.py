@@ -6,6 +6,7 @@ crash never leaves half-written output and the manifest always describes the spl
     <output_dir>/<split>/           Dataset.save_to_disk; load with datasets.load_from_disk
     <output_dir>/<split>.jsonl      with jsonl=True, one record per line
     <output_dir>/manifest.json      config, row counts and sha256 of each split's rows
+    <output_dir>/<name>             `extra_files`, e.g. mixture.png (the mixture's token-length histograms)
 """
 
 import hashlib
@@ -80,8 +81,10 @@ def to_dataset(split: str, rows: list[dict]) -> Dataset:
 
 
 def write(splits: dict[str, list[dict]], output_dir: str | Path, jsonl: bool = False,
-          manifest: dict | None = None) -> Path:
+          manifest: dict | None = None, extra_files: dict[str, bytes] | None = None) -> Path:
     """Write every split and `manifest.json` (with `manifest`'s entries added) to `output_dir`, atomically.
+
+    `extra_files` maps plain file names to bytes written beside them (e.g. the mixture's `mixture.png`).
 
     An existing `output_dir` is replaced only if it holds a previous build (a manifest.json) or is empty, so a
     wrong path never deletes unrelated files. Returns the output path.
@@ -104,6 +107,10 @@ def write(splits: dict[str, list[dict]], output_dir: str | Path, jsonl: bool = F
             if jsonl:
                 (tmp / f"{split}.jsonl").write_text(to_jsonl(rows), encoding="utf-8")
             entries[split] = {"rows": len(rows), "sha256": split_sha256(rows)}
+        for name, data in (extra_files or {}).items():
+            if Path(name).name != name or name in (MANIFEST, *splits):
+                raise ValueError(f"extra file name {name!r}: expected a plain file name, not a split or {MANIFEST}")
+            (tmp / name).write_bytes(data)
         content = {**(manifest or {}), "splits": entries}
         (tmp / MANIFEST).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _replace(tmp, out)

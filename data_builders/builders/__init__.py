@@ -5,12 +5,19 @@
 - `instruction`: base tasks plus verifiable constraints, IFEval seeds (area 4), checked by the instruction verifier
 - `instruction_code`: the report's code-verified instructions (area 4): a check function accepted only if its own
   unit tests pass in the sandbox, then used to select responses
+- `long`: back-translated long documents with output-length constraints (area 1)
+- `structured`: tabular QA, fact verification, error correction, structure, JSON output over pandas tables (area 5)
+- `logic`: solver-checked deductive, inductive, analogical, causal, statistical problems in three forms (area 6)
+- `cross_lingual`: tasks with language-independent answers asked in five other languages (area 7)
+- `system`: system prompts of persona/tone/format/constraint parts, format verified on the response (area 8)
 
 Each area module has `make_queries(area_config, seed, generator) -> (queries, dropped)`, `dropped` counting task
 candidates thrown away before sampling (e.g. check functions failing their own tests); the generator is there for
 tasks a model writes (`instruction_code` with `author: generator`), the other areas ignore it. A module may have
-`batch_verifier(area_config)` returning a verdict-identical batched verifier (e.g. over the sandbox's `run_many`).
-`build_areas` runs them all.
+`batch_verifier(area_config)` returning a verdict-identical batched verifier (e.g. over the sandbox's `run_many`),
+and `response_generator(area_config, generator, seed)` replacing the generator for the sampling step (long: the
+document is the response; logic: refinement rounds). `build_areas` runs them all; area 9 (response filtering) and
+the mixture run on their output (`data_builders.filters`, `data_builders.mixture`).
 """
 
 import importlib
@@ -33,6 +40,8 @@ def build_area(name: str, area: AreaConfig, generator: Generator, seed: int,
     """Rows per split of one area (`area` is its parsed config) and what was kept and dropped."""
     module = _module(name)
     queries, dropped = module.make_queries(area, seed, generator=generator)
+    if hasattr(module, "response_generator"):  # e.g. long: the document is the response; logic: refinement
+        generator = module.response_generator(area, generator, seed)
     splits = assign_splits(queries, area.splits, seed, name)
     verify_batch: Callable = module.batch_verifier(area) if hasattr(module, "batch_verifier") else verify_each
     stats = AreaStats(dropped=Counter(dropped))
@@ -42,8 +51,7 @@ def build_area(name: str, area: AreaConfig, generator: Generator, seed: int,
 
 def build_areas(config: DataConfig, generator: Generator | None = None,
                 progress: bool = True) -> tuple[dict[str, list[dict]], dict[str, AreaStats]]:
-    """Every configured area (in the order math, code, instruction, instruction_code), its rows gathered by
-    split, and each area's stats."""
+    """Every configured area (in the order of `config.AREAS`), its rows gathered by split, and each area's stats."""
     generator = generator or make_generator(config.generator, seed=config.seed)
     splits: dict[str, list[dict]] = {}
     stats: dict[str, AreaStats] = {}

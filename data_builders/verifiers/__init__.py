@@ -7,7 +7,10 @@ scores responses with it. Adding a verifier is one entry in `VERIFIERS`: a funct
 Registered: "math" (`math.verify_math`), "instruction" (`instruction.verify_instruction`, IFEval's constraints),
 "code" (`code.verify_code`) and "instruction_code" (`instruction_code.verify_instruction_code`). Those two run
 code in the sandbox and are imported on their first call, not here, so that importing the registry stays cheap and
-never loads the sandbox for math or instructions.
+never loads the sandbox for math or instructions. Also imported on first use: "structured" and "json_schema"
+(`structured`: table answers, repairs checked by comparison, `jsonschema`), "logic" (`logic`: solver answer plus
+stated reasoning), "long" (`long`: output-length constraint and the 8,192-token limit) and "cross_lingual"
+(`cross_lingual`: answer agreement with the original task, in the target language).
 """
 
 import importlib
@@ -36,6 +39,12 @@ VERIFIERS: dict[str, Callable[[str, dict], VerifierResult]] = {
     # these two run model-written code in the sandbox: imported on first use (see the module docstring)
     "code": lazy_verifier(f"{__name__}.code", "verify_code"),
     "instruction_code": lazy_verifier(f"{__name__}.instruction_code", "verify_instruction_code"),
+    # data builders II: structured data, JSON output, logic, long generation, cross-lingual (imported on first use)
+    "structured": lazy_verifier(f"{__name__}.structured", "verify_structured"),
+    "json_schema": lazy_verifier(f"{__name__}.structured", "verify_json_schema"),
+    "logic": lazy_verifier(f"{__name__}.logic", "verify_logic"),
+    "long": lazy_verifier(f"{__name__}.long", "verify_long"),
+    "cross_lingual": lazy_verifier(f"{__name__}.cross_lingual", "verify_cross_lingual"),
 }
 
 __all__ = ["VERIFIERS", "VerifierResult", "lazy_verifier", "parse_reference", "verify"]

@@ -143,8 +143,8 @@ def test_reference_as_json_string():
 
 
 def test_unknown_type_names_it_and_the_known_ones():
-    with pytest.raises(ValueError, match=r"'json_schema'.*known types: \[.*'instruction'.*'math'\]"):
-        verify("x", {"type": "json_schema"})
+    with pytest.raises(ValueError, match=r"'no_such_type'.*known types: \[.*'instruction'.*'math'.*\]"):
+        verify("x", {"type": "no_such_type"})
     with pytest.raises(ValueError, match="None"):
         verify("x", {"answer": "1"})
     assert list(VERIFIERS)[:2] == ["math", "instruction"]
