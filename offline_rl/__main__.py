@@ -1,18 +1,30 @@
 """Offline RL: Direct Preference Optimization (Qwen2.5 report, section 4.2) with TRL's DPOTrainer.
 
 Pairs come from the verified data builders: a response that passes the verifier (chosen) against one that
-fails it (rejected). The frozen reference is the SFT checkpoint itself; TRL makes the copy. Departures from
-the report (RECIPE.md): the report trains with the Online Merging Optimizer; this stage uses AdamW for now,
-and configs/dpo/tiny.yaml uses a higher learning rate than the report's 7e-7 because the tiny model is
-trained from scratch in minutes. With `fused_linear_ce: true` the per-token log-probs come from our fused linear
-cross-entropy (qwen25/ops, log-prob = -per-token CE) in place of TRL's own chunked LM head.
+fails it (rejected). The frozen reference is the SFT checkpoint itself. With `precompute_ref_log_probs: true`
+(every shipped config) TRL computes the reference log-probs once before training and no reference model is kept;
+with `ref_logprob_cache: true` they are read from / written to a disk cache keyed by the content of the
+reference checkpoint, the tokenized data, the tokenizer and the settings that change them
+(offline_rl/ref_logprob_cache.py), so the runs of a sweep pay for the reference pass once.
+
+`optimizer: online_merging` trains with the report's Online Merging Optimizer (Lu et al. 2024; OnDARE or OnTIES,
+offline_rl/online_merging.py), which merges each AdamW step with the SFT task vector (SFT - base weights, the base
+being `online_merging_base_model`); `optimizer: adamw` is the Trainer's own optimizer. Departures from the report
+(RECIPE.md): configs/dpo/tiny.yaml uses AdamW and a higher learning rate than the report's 7e-7 because the tiny model
+is trained from scratch in minutes. With `fused_linear_ce: true` the per-token log-probs of the policy come from our
+fused linear cross-entropy (qwen25/ops, log-prob = -per-token CE) in place of TRL's own chunked LM head.
 
 One machine:   accelerate launch -m offline_rl --config configs/dpo/tiny.yaml
-Several GPUs:  accelerate launch --config_file configs/accelerate/zero3.yaml -m offline_rl --config configs/dpo/<name>.yaml
+Several GPUs:  accelerate launch --config_file configs/accelerate/ddp.yaml -m offline_rl --config <config>
+               with <config> = configs/dpo/qwen2.5-1.5b.yaml (0.5b, 3b likewise)
+(online merging runs unsharded, so DDP; 7B and up: zero3.yaml with `--optimizer adamw` -- see those configs)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pipeline.checkpointing import atomic_checkpoints
 from pipeline.configs import parse_config, require_path, run_cli
 from pipeline.stage_io import load_records, resume_checkpoint
 from pipeline.tracking import setup_tracking, write_summary
@@ -20,6 +32,7 @@ from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
 from offline_rl.config import DPOStageConfig
+from offline_rl.online_merging import OnlineMergingAdamW, reference_deltas
 
 PAIR_COLUMNS = ["prompt", "chosen", "rejected"]
 
@@ -34,15 +47,18 @@ def main(argv: list[str] | None = None) -> dict:
         if cfg.eval_dataset_path
         else None
     )
+    base_dir = (
+        require_path(cfg, "online_merging_base_model", checkpoint=True) if cfg.optimizer == "online_merging" else None
+    )
 
-    # 2. policy (the reference is a frozen copy TRL makes) with our attention
+    # 2. policy with our attention (the reference: precomputed log-probs, else a frozen copy TRL makes)
     from trl import DPOTrainer
 
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir)
 
-    # 3. train
-    trainer = DPOTrainer(
+    # 3. train (the reference log-probs are computed, or read from the cache, inside the trainer's __init__)
+    trainer_kwargs = dict(
         model=model,
         args=cfg,
         train_dataset=train,
@@ -50,6 +66,30 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=setup_tracking(cfg, experiment=cfg.experiment, stage="dpo"),
     )
+    if cfg.precompute_ref_log_probs and cfg.ref_logprob_cache:
+        from offline_rl.ref_logprob_cache import CachedRefLogpsDPOTrainer
+
+        cache_dir = cfg.ref_logprob_cache_dir or Path(cfg.output_dir).resolve().parent / "ref_logprobs"
+        trainer = CachedRefLogpsDPOTrainer(**trainer_kwargs, ref_checkpoint=model_dir, ref_logprob_cache_dir=cache_dir)
+    else:
+        trainer = DPOTrainer(**trainer_kwargs)
+    atomic_checkpoints(trainer)
+    if base_dir is not None:
+        # DPOTrainer's __init__ does not forward `optimizer_cls_and_kwargs`: set what Trainer.create_optimizer reads
+        trainer.optimizer_cls_and_kwargs = (
+            OnlineMergingAdamW,
+            {
+                "ref_deltas": reference_deltas(model, base_dir),
+                "lr": cfg.learning_rate,
+                "betas": (cfg.adam_beta1, cfg.adam_beta2),
+                "eps": cfg.adam_epsilon,
+                "variant": cfg.online_merging_variant,
+                "reserve_p": cfg.online_merging_reserve_p,
+                "alpha": cfg.online_merging_alpha,
+                "rescale": cfg.online_merging_rescale,
+                "clip_val": cfg.online_merging_clip_val,
+            },
+        )
     if cfg.fused_linear_ce:
         # replaces the LM head TRL installed in __init__ (policy and reference); these feed DPOTrainer's metrics
         stats = ("entropy", "mean_logits", "is_top1") + (("log_sum_sq_probs",) if trainer.use_weighting else ())
@@ -70,6 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_loss": eval_metrics.get("eval_loss"),
         "train_pairs": len(train),
         "runtime_s": result.metrics.get("train_runtime"),
+        "optimizer": cfg.optimizer,
+        "ref_logprob_cache": dict(getattr(trainer, "ref_logprob_cache_events", [])) or None,
     }
     if trainer.is_world_process_zero():
         write_summary(cfg.output_dir, summary)

@@ -1,10 +1,17 @@
-"""Offline RL (DPO) stage config: TRL's `DPOConfig` plus where the policy and the pairs come from."""
+"""Offline RL (DPO) stage config: TRL's `DPOConfig` plus where the policy and the pairs come from, the reference
+log-prob cache, and the optimizer switch (AdamW or the report's Online Merging Optimizer)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from trl import DPOConfig
+
+from offline_rl.online_merging import OM_DEFAULTS, VARIANTS
+from pipeline.configs import ConfigError
+
+OPTIMIZERS = ("adamw", "online_merging")
 
 
 @dataclass
@@ -23,3 +30,61 @@ class DPOStageConfig(DPOConfig):
         default=False,
         metadata={"help": "per-token log-probs from qwen25.ops' fused linear CE instead of TRL's LM head"},
     )
+    ref_logprob_cache: bool = field(
+        default=True,
+        metadata={"help": "with precompute_ref_log_probs: keep the reference log-probs on disk, keyed by content"},
+    )
+    ref_logprob_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "where cached reference log-probs live; default <output_dir>/../ref_logprobs (a sweep's "
+                  "runs share it)"},
+    )
+    optimizer: str = field(
+        default="adamw",
+        metadata={"help": f"one of {OPTIMIZERS}: 'adamw' is the Trainer's `optim`; 'online_merging' is the report's "
+                  "Online Merging Optimizer (offline_rl/online_merging.py)"},
+    )
+    online_merging_base_model: str | None = field(
+        default=None,
+        metadata={"help": "online_merging: the checkpoint SFT started from (task vector = SFT - base)"},
+    )
+    online_merging_variant: str = field(
+        default=OM_DEFAULTS["variant"], metadata={"help": f"online_merging: one of {VARIANTS}"}
+    )
+    online_merging_reserve_p: float = field(
+        default=OM_DEFAULTS["reserve_p"],
+        metadata={"help": "online_merging: fraction of each update (and of the task vector) kept"},
+    )
+    online_merging_alpha: float = field(
+        default=OM_DEFAULTS["alpha"], metadata={"help": "online_merging: weight of the task vector in each step"}
+    )
+    online_merging_rescale: bool = field(
+        default=OM_DEFAULTS["rescale"],
+        metadata={"help": "online_merging: rescale a sparsified update to its L1 norm before sparsification"},
+    )
+    online_merging_clip_val: float = field(
+        default=OM_DEFAULTS["clip_val"], metadata={"help": "online_merging (ondare): clip the task vector to +-this"}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer: {self.optimizer!r} is not one of {OPTIMIZERS}")
+        if self.optimizer == "online_merging":
+            if not self.online_merging_base_model:
+                raise ConfigError("online_merging_base_model is required with optimizer: online_merging")
+            if self.online_merging_variant not in VARIANTS:
+                raise ConfigError(f"online_merging_variant: {self.online_merging_variant!r} is not one of {VARIANTS}")
+            if not 0.0 < self.online_merging_reserve_p <= 1.0:
+                raise ConfigError(f"online_merging_reserve_p: {self.online_merging_reserve_p} is not in (0, 1]")
+            if not 0.0 <= self.online_merging_alpha <= 1.0:
+                raise ConfigError(f"online_merging_alpha: {self.online_merging_alpha} is not in [0, 1]")
+            launcher = ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP")
+            sharded = bool(self.deepspeed or self.fsdp) or any(
+                os.environ.get(v, "").lower() in ("1", "true") for v in launcher
+            )
+            if sharded:
+                raise ConfigError(
+                    "optimizer: online_merging needs unsharded parameters (one process or DDP); DeepSpeed/FSDP "
+                    "flatten or shard them, which breaks the parameter -> task-vector pairing"
+                )
