@@ -11,6 +11,19 @@ largest of a few sizes that fits the budget and is scaled linearly (per token) t
 
     .venv/bin/python benchmarks/memory_32k.py                 # ~20 min on 2 shared cores (fused: ~36 TFLOP)
     .venv/bin/python benchmarks/memory_32k.py --tokens 4096   # quick look
+
+`--sft-step` measures a whole SFT step instead: forward + backward of a 2-layer model with Qwen2.5-0.5B's widths
+and vocabulary (configs/model/qwen2.5-0.5b.yaml, num_hidden_layers 2, tied embeddings) on one row of `--tokens`
+tokens, labels on every 7th token ignored, with and without the fused loss, each in a fresh subprocess and
+measured as above (peak RSS over the model, its inputs and imports; so the delta includes the activations, the
+weight gradients and the loss's own peak). Loss variants:
+  model_loss  `model(input_ids, labels=...)`: transformers' loss on full fp32 logits;
+  fused       the SFT stage's `fused_linear_ce: true` head (`model(..., labels=..., fused_lm_head=True)`).
+Attention is PyTorch's sdpa (its CPU flash kernel keeps attention memory linear in the row length; on CPU our
+`qwen25` attention runs the reference, which builds a (tokens x tokens) mask, and would measure that instead).
+
+    .venv/bin/python benchmarks/memory_32k.py --sft-step                  # 32,768 tokens (CPU: long; ~20+ GB naive)
+    .venv/bin/python benchmarks/memory_32k.py --sft-step --tokens 4096    # what fits a small shared machine
 """
 
 from __future__ import annotations
@@ -65,6 +78,58 @@ def child(variant: str, tokens: int, hidden: int, vocab: int, chunk: int | None)
     return {"peak_delta_bytes": (peak - before) * 1024, "seconds": seconds, "loss": float(loss.detach())}
 
 
+def sft_step_child(variant: str, tokens: int) -> dict:
+    """Runs in the subprocess: one SFT forward + backward of the 2-layer 0.5B-width model, peak extra RSS."""
+    import torch
+    import yaml
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from qwen25.ops.fused_lm_head import add_fused_linear_ce_head
+
+    widths = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/model/qwen2.5-0.5b.yaml").read_text())
+    config = Qwen2Config(**{**widths, "num_hidden_layers": 2, "max_position_embeddings": max(tokens, 32768)})
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM._from_config(config, attn_implementation="sdpa", dtype=torch.float32).train()
+    if variant == "fused":
+        add_fused_linear_ce_head(model)
+    ids = torch.randint(0, config.vocab_size, (1, tokens))
+    labels = ids.clone()
+    labels[:, ::7] = -100  # some ignored tokens, as in a real batch
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS: model, inputs, imports
+    before = _status_kib("VmRSS")
+    start = time.perf_counter()
+    if variant == "model_loss":
+        loss = model(input_ids=ids, labels=labels, use_cache=False).loss
+    elif variant == "fused":
+        loss = model(input_ids=ids, labels=labels, fused_lm_head=True).loss
+    else:
+        raise ValueError(f"unknown sft-step variant {variant!r}")
+    loss.backward()
+    seconds = time.perf_counter() - start
+    peak = _status_kib("VmHWM")
+    return {"peak_delta_bytes": (peak - before) * 1024, "seconds": seconds, "loss": float(loss.detach())}
+
+
+def sft_step(tokens: int) -> None:
+    """Parent of `--sft-step`: both variants in fresh subprocesses, one table."""
+    rows = {}
+    for variant in ("model_loss", "fused"):
+        print(f"{variant} at {tokens} tokens ...", flush=True)
+        cmd = [sys.executable, __file__, "--sft-step-child", variant, "--tokens", str(tokens)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{variant} at {tokens} tokens failed (rc {done.returncode}):\n{done.stderr[-2000:]}")
+        rows[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"\nSFT step (forward + backward), 2 layers at Qwen2.5-0.5B widths, vocabulary 151,936, {tokens} tokens,")
+    print("fp32, CPU, sdpa attention; peak RSS over model + inputs")
+    print(f"{'loss':40s} {'peak GiB':>9s} {'seconds':>8s} {'loss value':>11s}")
+    for name, label in (("model_loss", "transformers loss (full fp32 logits)"), ("fused", "fused linear CE (ours)")):
+        r = rows[name]
+        print(f"{label:40s} {r['peak_delta_bytes'] / GIB:9.2f} {r['seconds']:8.1f} {r['loss']:11.6f}")
+    ratio = rows["fused"]["peak_delta_bytes"] / rows["model_loss"]["peak_delta_bytes"]
+    print(f"fused / full-logits peak: {ratio:.1%}")
+
+
 def measure(variant: str, tokens: int, hidden: int, vocab: int, chunk: int | None) -> dict:
     cmd = [sys.executable, __file__, "--child", variant, "--tokens", str(tokens), "--hidden", str(hidden),
            "--vocab", str(vocab)] + (["--chunk", str(chunk)] if chunk else [])  # fmt: skip
@@ -82,10 +147,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk", type=int, default=None, help="fused chunk in tokens (default: 2^26 / vocab)")
     parser.add_argument("--budget-gb", type=float, default=8.0, help="largest naive peak to attempt")
     parser.add_argument("--trl", action="store_true", help="also measure TRL 1.16's chunked kernel")
+    parser.add_argument("--sft-step", action="store_true", help="a whole SFT step of a 2-layer 0.5B-width model")
     parser.add_argument("--child", choices=["naive", "fused", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--sft-step-child", choices=["model_loss", "fused"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.tokens, args.hidden, args.vocab, args.chunk)))
+        return
+    if args.sft_step_child:
+        print(json.dumps(sft_step_child(args.sft_step_child, args.tokens)))
+        return
+    if args.sft_step:
+        sft_step(args.tokens)
         return
 
     # naive: logits, their log-softmax and their gradient are each tokens x vocab x 4 bytes; size the probe from that

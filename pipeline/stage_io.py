@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 from datasets import Dataset, load_from_disk
@@ -30,8 +32,28 @@ def load_records(path: str | Path, *, key: str, columns: list[str]) -> Dataset:
 
 
 def resume_checkpoint(output_dir: str | Path, resume: str | None) -> str | None:
-    """`resume_from_checkpoint`: a path, None, or "auto"/"last"/"true" for output_dir's last checkpoint (if any)."""
+    """`resume_from_checkpoint`: a path, None, or "auto"/"last"/"true" for output_dir's last complete checkpoint.
+
+    "Complete" = has trainer_state.json, the last file the Trainer writes (checkpoints from pipeline/checkpointing.py
+    are complete by construction; this also guards against ones written without it). Staging directories a killed
+    run left behind (`.tmp-checkpoint-*`) are removed.
+    """
     if resume is None or resume.lower() not in ("auto", "last", "true"):
         return resume
     out = Path(output_dir)
-    return get_last_checkpoint(str(out)) if out.is_dir() else None
+    if not out.is_dir():
+        return None
+    for stale in out.glob(".tmp-*checkpoint-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # other ranks may be removing it too
+    steps = {}
+    for path in out.glob("checkpoint-*"):
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and (path / "trainer_state.json").is_file():
+            steps[int(match.group(1))] = path
+    if not steps:
+        return None
+    last = str(steps[max(steps)])
+    newest = get_last_checkpoint(str(out))
+    if newest is not None and newest != last:
+        print(f"resume: skipping incomplete {newest} (no trainer_state.json); resuming from {last}")
+    return last

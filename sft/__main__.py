@@ -5,7 +5,10 @@ generation-tagged Qwen2.5 training template); samples are packed best-fit-decrea
 cross-contamination (padding-free rows carry `cu_seq_lens`, which our registered attention turns into a
 block-diagonal causal mask); the model runs our attention (`attn_implementation="qwen25"`); with
 `fused_linear_ce: true` the loss comes from our fused linear cross-entropy (qwen25/ops) in place of TRL's own
-chunked LM head.
+chunked LM head; `use_peft: true` trains LoRA adapters through PEFT (TRL's `peft_config`), saves them to
+`<output_dir>/adapter` (plain `PeftModel.from_pretrained` loads them) and the merged model to `<output_dir>`, so the
+next stage reads a full checkpoint either way. Checkpoints are staged and renamed (pipeline/checkpointing.py), so
+`resume_from_checkpoint: auto` after a kill resumes exactly (data order, RNG, optimizer) from the last complete one.
 Report values (RECIPE.md) live in the configs for real sizes; configs/sft/tiny.yaml departs from them
 on purpose (from-scratch tiny model: higher learning rate, short sequences) and says so.
 
@@ -16,6 +19,7 @@ Any key can be overridden: `... --learning_rate 1e-5 --output_dir runs/x/sft`.
 
 from __future__ import annotations
 
+from pipeline.checkpointing import atomic_checkpoints
 from pipeline.configs import parse_config, require_path, run_cli
 from pipeline.stage_io import load_records, resume_checkpoint
 from pipeline.tracking import setup_tracking, write_summary
@@ -50,14 +54,23 @@ def main(argv: list[str] | None = None) -> dict:
         eval_dataset=evaluation,
         processing_class=tokenizer,
         callbacks=setup_tracking(cfg, experiment=cfg.experiment, stage="sft"),
+        peft_config=cfg.lora_config(),
     )
+    atomic_checkpoints(trainer)
     if cfg.fused_linear_ce:
         # replaces the LM head TRL installed in __init__; SFTTrainer's metrics read entropy and top-1 hits
         use_fused_linear_ce(trainer, stats=("entropy", "is_top1"))
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint))
 
     # 4. save an HF checkpoint the next stage reads, and what the stage achieved
-    trainer.save_model(cfg.output_dir)
+    if cfg.use_peft:
+        trainer.save_model(f"{cfg.output_dir}/adapter")  # adapter_config.json + adapter weights, plain PEFT
+        if trainer.is_world_process_zero():
+            merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+            merged.save_pretrained(cfg.output_dir)
+            tokenizer.save_pretrained(cfg.output_dir)
+    else:
+        trainer.save_model(cfg.output_dir)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     summary = {
         "stage": "sft",
