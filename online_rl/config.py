@@ -1,4 +1,5 @@
-"""Online RL (GRPO) stage config: TRL's `GRPOConfig` plus the policy, the queries and the reward service."""
+"""Online RL (GRPO) stage config: TRL's `GRPOConfig` plus the policy, the queries, the reward service, the
+variance-scoring pass (`python -m online_rl score`), provenance and the held-out reward curve."""
 
 from __future__ import annotations
 
@@ -6,19 +7,26 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
+from pipeline.configs import ConfigError
+
+QUERY_ORDERS = ("variance", "dataset")
+
 
 @dataclass
 class GRPOStageConfig(GRPOConfig):
     model_name_or_path: str = field(default="runs/tiny/dpo", metadata={"help": "policy to start from (DPO ckpt)"})
     dataset_path: str = field(
-        default="runs/tiny/data/rl_queries", metadata={"help": "RL query rows: prompt, reference"}
+        default="runs/tiny/data/rl_queries", metadata={"help": "RL query rows: id, prompt, reference"}
     )
     reward_url: str = field(
         default="http://127.0.0.1:8765",
         metadata={"help": "base URL of `python -m reward serve`; several replicas: comma-separated"},
     )
     reward_timeout_s: float = field(default=120.0, metadata={"help": "per request to the reward service"})
-    reward_retries: int = field(default=3, metadata={"help": "retries on connection errors and 5xx"})
+    reward_retries: int = field(default=3, metadata={"help": "retries on connection errors, timeouts and 5xx"})
+    reward_backoff_s: float = field(
+        default=1.0, metadata={"help": "first back-off after every replica failed; doubles, at most 30 s"}
+    )
     reward_ready_timeout_s: float = field(
         default=60.0, metadata={"help": "how long to wait at start for the service's /healthz"}
     )
@@ -28,3 +36,46 @@ class GRPOStageConfig(GRPOConfig):
         default=False,
         metadata={"help": "per-token log-probs/entropy from qwen25.ops' fused linear CE, not TRL's head"},
     )
+    # query ordering (report: queries ordered by the variance of their reward scores, highest first)
+    query_order: str = field(
+        default="variance",
+        metadata={"help": "'variance': train on scored_dataset_path, highest reward variance first, no shuffle; "
+                  "'dataset': dataset_path as is (TRL's shuffle_dataset applies)"},
+    )
+    scored_dataset_path: str | None = field(
+        default=None,
+        metadata={"help": "where `python -m online_rl score` writes the queries with reward_variance and where "
+                  "training reads them (default: <dataset_path>_scored)"},
+    )
+    score_samples: int = field(default=8, metadata={"help": "k: responses sampled per query by the scoring pass"})
+    score_batch_size: int = field(default=32, metadata={"help": "queries per generate call in the scoring pass"})
+    # per-sample provenance
+    provenance_file: str | None = field(
+        default=None, metadata={"help": "JSONL of every scored sample (default: <output_dir>/provenance.jsonl)"}
+    )
+    provenance_table_rows: int = field(
+        default=64, metadata={"help": "rows of the provenance log sampled into a wandb table at the end (0 = none)"}
+    )
+    # held-out reward curve
+    heldout_dataset_path: str | None = field(
+        default=None, metadata={"help": "RL-query rows evaluated during training (none: no curve)"}
+    )
+    heldout_eval_steps: int = field(default=10, metadata={"help": "evaluate held-out queries every N steps"})
+    heldout_limit: int | None = field(default=None, metadata={"help": "only the first N held-out rows"})
+    heldout_max_new_tokens: int = field(default=64, metadata={"help": "greedy tokens per held-out answer"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.query_order not in QUERY_ORDERS:
+            raise ConfigError(f"query_order must be one of {QUERY_ORDERS}, got {self.query_order!r}")
+        if self.query_order == "variance":
+            self.shuffle_dataset = False  # the order is the point: TRL's RepeatSampler walks the sorted rows
+        if self.scored_dataset_path is None:
+            self.scored_dataset_path = self.dataset_path.rstrip("/") + "_scored"
+        for key in ("score_samples", "score_batch_size", "heldout_eval_steps", "heldout_max_new_tokens"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.score_samples < 2:
+            raise ConfigError(f"score_samples must be >= 2 to measure a variance, got {self.score_samples}")
+        if self.provenance_table_rows < 0:
+            raise ConfigError(f"provenance_table_rows must be >= 0, got {self.provenance_table_rows}")

@@ -1,14 +1,16 @@
 """`qwenpost pipeline`: the whole recipe, each stage a real process, on one experiment directory.
 
 Order: build verified data -> make the base checkpoint (tokenizer + model) -> SFT -> reward model ->
-start the reward service (a separate process on a loopback port) -> DPO -> GRPO against the service ->
+start the reward service (a separate process on a loopback port) -> DPO -> score the RL queries' reward variance
+with the DPO policy (`python -m online_rl score`, the GRPO query order) -> GRPO against the service ->
 evaluate base, SFT, DPO and GRPO on held-out queries (and on the benchmark files named in `eval_suites`, with
 `qwenpost eval`'s suites) -> stop the service -> print one table.
 
 Every stage is launched exactly as a user would launch it (`accelerate launch -m <stage> --config ...`) with
 the experiment's paths as command-line overrides, and every stage config is parsed up front, so a wrong key
 or value stops the pipeline before any work starts. Stage output is streamed to the console and kept in
-`<run_dir>/logs/<stage>.log`.
+`<run_dir>/logs/<stage>.log`. `--from_stage S` skips the stages before S and reuses their outputs in run_dir
+(e.g. `--from_stage score` reruns only the query scoring, GRPO and the evaluations).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class PipelineConfig:
     )
     seed: int = field(default=0, metadata={"help": "seed for the data builder and the base model"})
     service_start_timeout_s: float = field(default=180.0, metadata={"help": "wait for the service's /healthz"})
+    from_stage: str | None = field(
+        default=None, metadata={"help": "skip the stages before this one (their outputs in run_dir are reused)"}
+    )
 
     def __post_init__(self):
         if isinstance(self.stage_overrides, str):
@@ -71,12 +76,15 @@ class PipelineConfig:
         unknown = sorted(set(self.stage_overrides) - set(STAGES))
         if unknown:
             raise ConfigError(f"stage_overrides: unknown stage(s) {unknown}; stages are {list(STAGES)}")
+        if self.from_stage is not None and self.from_stage not in RUN_ORDER:
+            raise ConfigError(f"from_stage: unknown stage {self.from_stage!r}; stages are {list(RUN_ORDER)}")
         for key in ("eval_max_new_tokens", "eval_batch_size", "tokenizer_vocab_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
 
 
-STAGES = ("data", "sft", "reward", "serve", "dpo", "grpo")
+STAGES = ("data", "sft", "reward", "serve", "dpo", "grpo")  # keys of stage_overrides; "score" takes grpo's
+RUN_ORDER = ("data", "base", "sft", "reward", "dpo", "score", "grpo")  # what runs, in order (serve: before dpo)
 
 
 def _flags(values: dict) -> list[str]:
@@ -139,10 +147,13 @@ class Pipeline:
                 "grpo",
                 model_name_or_path=self.paths["dpo"],
                 dataset_path=d / "rl_queries",
+                scored_dataset_path=d / "rl_queries_scored",
+                heldout_dataset_path=d / "heldout",
                 reward_url=self.url,
                 **common,
             ),
         }
+        self.stage_args["score"] = ["score", *self.stage_args["grpo"]]  # the same config: the policy GRPO starts from
 
     def _args(self, config: str, stage: str, **paths) -> list[str]:
         values = {**paths, "output_dir": self.paths[stage], **self.cfg.stage_overrides.get(stage, {})}
@@ -170,6 +181,15 @@ class Pipeline:
                 parse_config(cls, self.stage_args[stage])
             except ConfigError as e:
                 raise ConfigError(f"{stage} stage ({self.stage_args[stage][1]}): {e}") from e
+        skipped = RUN_ORDER[: RUN_ORDER.index(self.cfg.from_stage)] if self.cfg.from_stage else ()
+        needed = {"data": self.paths["data"] / "rl_queries", "base": self.paths["base"] / "config.json",
+                  "sft": self.paths["sft"] / "config.json", "reward": self.paths["reward"] / "config.json",
+                  "dpo": self.paths["dpo"] / "config.json", "score": self.paths["data"] / "rl_queries_scored"}
+        for name in skipped:
+            if not needed[name].exists():
+                raise ConfigError(
+                    f"from_stage {self.cfg.from_stage}: stage {name} is skipped but {needed[name]} is missing"
+                )
         if self.cfg.base_checkpoint and not (Path(self.cfg.base_checkpoint) / "config.json").is_file():
             raise ConfigError(f"base_checkpoint: {self.cfg.base_checkpoint} is not an HF checkpoint directory")
         from pipeline.eval_suites import load_suite
@@ -274,7 +294,12 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     timings: dict[str, float] = {}
     t_all = time.monotonic()
 
+    skipped = set(RUN_ORDER[: RUN_ORDER.index(cfg.from_stage)]) if cfg.from_stage else set()
+
     def stage(name: str, cmd: list[str]) -> None:
+        if name in skipped:
+            print(f"[qwenpost] skipping {name} (from_stage {cfg.from_stage}): reusing its output", flush=True)
+            return
         print(f"\n[qwenpost] === {name} === ({time.monotonic() - t_all:.0f} s elapsed)", flush=True)
         t = time.monotonic()
         run_logged(name, cmd, logs, env)
@@ -305,6 +330,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     )
     try:
         stage("dpo", pipe.launch("offline_rl", pipe.stage_args["dpo"]))
+        stage("score", [py, "-m", "online_rl", *pipe.stage_args["score"]])
         stage("grpo", pipe.launch("online_rl", pipe.stage_args["grpo"]))
         print(f"\n[qwenpost] === eval === ({time.monotonic() - t_all:.0f} s elapsed)", flush=True)
         t = time.monotonic()
@@ -392,7 +418,12 @@ def format_table(results: dict) -> str:
         "base": "random init",
         "sft": _note(summaries.get("sft"), "loss {first_loss:.2f} -> {last_loss:.2f}, {steps} steps"),
         "dpo": _note(summaries.get("dpo"), "eval pair accuracy {eval_reward_accuracy:.2f}, {steps} steps"),
-        "grpo": _note(summaries.get("grpo"), "train reward {first_reward:.2f} -> {last_reward:.2f}, {steps} steps"),
+        "grpo": _note(
+            summaries.get("grpo"),
+            "train reward {first_reward:.2f} -> {last_reward:.2f}, held-out verifier reward "
+            "{heldout_verifier_first:.3f} -> {heldout_verifier_last:.3f}, {steps} steps",
+        )
+        or _note(summaries.get("grpo"), "train reward {first_reward:.2f} -> {last_reward:.2f}, {steps} steps"),
     }
     lines = [
         f"Experiment {results['experiment']}: held-out math ({n} queries, greedy); "

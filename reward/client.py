@@ -76,7 +76,12 @@ class _Replicas:
             return None, f"{url}: HTTP {response.status_code}: {response.text[:300]}"
         if response.status_code >= 400:
             raise RewardServiceError(f"{method} {url} -> HTTP {response.status_code}: {_detail(response)}")
-        return response.json(), None
+        try:
+            return response.json(), None
+        except ValueError:  # a 200 that is not JSON: not the reward service (a proxy page, a wrong port)
+            raise RewardServiceError(
+                f"{method} {url} -> HTTP {response.status_code} but the reply is not JSON: {response.text[:200]!r}"
+            ) from None
 
     def give_up(self, method: str, path: str, attempts: int, errors: list[str]) -> RewardServiceError:
         where = self.urls[0] + path if len(self.urls) == 1 else f"{path} on {self.urls}"
@@ -129,7 +134,7 @@ class RewardClient:
             try:
                 response = self._http.request(method, url + path, json=json)
             except httpx.TransportError as err:
-                errors.append(f"{url}: {type(err).__name__}: {err}")
+                errors.append(_transport_error(url, err, self._http.timeout))
                 continue
             body, error = self._replicas.outcome(response, method, url + path)
             if error is None:
@@ -221,7 +226,7 @@ class AsyncRewardClient:
             try:
                 response = await self._http.request(method, url + path, json=json)
             except httpx.TransportError as err:
-                errors.append(f"{url}: {type(err).__name__}: {err}")
+                errors.append(_transport_error(url, err, self._http.timeout))
                 continue
             body, error = self._replicas.outcome(response, method, url + path)
             if error is None:
@@ -246,9 +251,28 @@ class AsyncRewardClient:
         return results
 
 
-def _check_count(answer: dict, chunk: list, url: str) -> None:
-    if len(answer["results"]) != len(chunk):
-        raise RewardServiceError(f"{url}: {len(answer['results'])} results for {len(chunk)} items")
+def _check_count(answer: Any, chunk: list, url: str) -> None:
+    """A /v1/score reply must be {"results": [{"reward": number, "components": {...}}, ...]}, one per item."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list):
+        raise RewardServiceError(f"{url}/v1/score: bad reply, expected {{'results': [...]}}, got {str(answer)[:200]}")
+    if len(results) != len(chunk):
+        raise RewardServiceError(f"{url}: {len(results)} results for {len(chunk)} items")
+    for i, result in enumerate(results):
+        reward = result.get("reward") if isinstance(result, dict) else None
+        if isinstance(reward, bool) or not isinstance(reward, (int, float)) or reward != reward:
+            raise RewardServiceError(f"{url}/v1/score: bad reply, results[{i}].reward is {reward!r}, not a number")
+        if not isinstance(result.get("components"), dict):
+            raise RewardServiceError(f"{url}/v1/score: bad reply, results[{i}] has no 'components' mapping")
+
+
+def _transport_error(url: str, err: httpx.TransportError, timeout: httpx.Timeout) -> str:
+    """One attempt's failure, in words: timeouts name the limit, connection errors say the service may be down."""
+    if isinstance(err, httpx.TimeoutException):
+        return f"{url}: timed out ({type(err).__name__}, limit {timeout.read or timeout.connect} s)"
+    if isinstance(err, httpx.ConnectError):
+        return f"{url}: cannot connect ({err}); is `python -m reward serve` running there?"
+    return f"{url}: {type(err).__name__}: {err}"
 
 
 def _detail(response: httpx.Response) -> str:
