@@ -15,6 +15,15 @@ scored by the project's verifiers (`pipeline.evaluate.score_answers`):
   (`{"text", "code", "test_list"}`): pass@1 with greedy decoding; the answer's code plus the tests run in the sandbox.
 - `ifeval` (`{"key", "prompt", "instruction_id_list", "kwargs"}`): IFEval's four numbers: prompt-level and
   instruction-level accuracy, strict and loose (loose: also passes with the first/last line or `*` removed).
+- `passkey`: long-context retrieval (Mohtashami & Jaggi 2023's passkey test), generated, no file: a 5-digit number
+  hidden at evenly spread depths in repeated filler text, asked back at the end. `--data` gives the prompt lengths
+  in tokens and optionally the items per length, `1024,4096x5` (default `1024,2048,4096x5`); prompts are fitted to
+  each length with the checkpoint's own tokenizer and chat template. `accuracy` and `accuracy@<length>`: the first
+  number in the answer is the passkey.
+
+`--dca CHUNK_SIZE,LOCAL_SIZE` evaluates with Dual Chunk Attention (qwen25/attention/dca.py), for prompts longer than
+the trained length; `--dca off` disables it on a checkpoint whose config turns it on; without the flag the
+checkpoint's config decides.
 
 Writes `<out>/eval_<suite>.json` (aggregate + one row per item: prompt, response, verdicts), prints the aggregate,
 and logs it to wandb (offline unless configured; job_type = eval, group = `--experiment`) unless `--report_to none`.
@@ -36,6 +45,15 @@ from pathlib import Path
 from pipeline.configs import ConfigError
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+# the passkey test's wording (Mohtashami & Jaggi 2023, as LongLoRA and others reuse it)
+PASSKEY_TASK = (
+    "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
+    "I will quiz you about the important information there."
+)
+PASSKEY_FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
+PASSKEY_NEEDLE = "The pass key is {key}. Remember it. {key} is the pass key. "
+PASSKEY_QUESTION = "What is the pass key? The pass key is"
+PASSKEY_DEFAULT = "1024,2048,4096x5"
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,8 @@ class Suite:
     score: Callable[[list[dict], list[str]], tuple[list[dict], dict]]  # items, answers -> (rows, aggregate)
     max_new_tokens: int  # default generation budget
     default_data: str | None = None
+    data_is_file: bool = True  # False: `--data` is a spec the loader parses (passkey lengths)
+    prepare: Callable | None = None  # (items, tokenizer) -> items with prompts, once the tokenizer is loaded
 
 
 def _seed_rows(path: Path):
@@ -159,6 +179,112 @@ def score_ifeval(items: list[dict], answers: list[str]) -> tuple[list[dict], dic
     return rows, metrics
 
 
+def parse_passkey_spec(spec: str) -> tuple[list[int], int]:
+    """`"1024,4096x5"` -> ([1024, 4096], 5): prompt lengths in tokens and items per length (default 5)."""
+    text = str(spec).strip()
+    lengths_text, times, per_text = text.partition("x")
+    try:
+        lengths = [int(x) for x in lengths_text.split(",") if x.strip()]
+        per_length = int(per_text) if times else 5
+    except ValueError:
+        raise ConfigError(
+            f"--data {spec!r}: passkey expects prompt lengths in tokens, e.g. 1024,4096 or 1024,4096x5"
+        ) from None
+    if not lengths or min(lengths) < 64 or per_length < 1:
+        raise ConfigError(f"--data {spec!r}: passkey lengths must be >= 64 tokens and items per length >= 1")
+    return lengths, per_length
+
+
+def load_passkey(spec) -> list[dict]:
+    """Passkey items without prompts (`prepare_passkey` fits them to the tokenizer): seeded keys, spread depths."""
+    import random
+
+    lengths, per_length = parse_passkey_spec(spec)
+    items = []
+    for length in lengths:
+        rng = random.Random(length)  # the same keys for a length whatever else is asked
+        for i in range(per_length):
+            key = rng.randint(10000, 99999)
+            depth = (i + 0.5) / per_length  # where the needle sits, as a fraction of the filler
+            items.append({"id": f"{length}-{i}", "length": length, "depth": round(depth, 4), "prompt": None,
+                          "reference": {"type": "passkey", "passkey": str(key)}})  # fmt: skip
+    return items
+
+
+def passkey_prompt(tokenizer, length: int, depth: float, key: str) -> tuple[list[dict], int]:
+    """Chat messages of at most `length` tokens (chat template included) hiding `key` at `depth`; and the count."""
+
+    def build(n_fill: int) -> list[dict]:
+        before = round(n_fill * depth)
+        text = (f"{PASSKEY_TASK}\n\n{PASSKEY_FILLER * before}{PASSKEY_NEEDLE.format(key=key)}"
+                f"{PASSKEY_FILLER * (n_fill - before)}\n\n{PASSKEY_QUESTION}")  # fmt: skip
+        return [{"role": "user", "content": text}]
+
+    def count(messages: list[dict]) -> int:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    fixed, one = count(build(0)), count(build(1))
+    if fixed > length:
+        raise ConfigError(f"--data: passkey length {length} is shorter than the bare prompt ({fixed} tokens)")
+    n_fill = (length - fixed) // max(1, one - fixed)
+    while n_fill > 0 and count(build(n_fill)) > length:  # filler boundaries may merge tokens: step back
+        n_fill -= 1
+    messages = build(n_fill)
+    return messages, count(messages)
+
+
+def prepare_passkey(items: list[dict], tokenizer) -> list[dict]:
+    out = []
+    for item in items:
+        messages, n_tokens = passkey_prompt(tokenizer, item["length"], item["depth"], item["reference"]["passkey"])
+        out.append({**item, "prompt": messages, "prompt_tokens": n_tokens})
+    return out
+
+
+def passkey_answer(answer: str) -> str | None:
+    """The first number in an answer (digits, commas/spaces inside it dropped), or None."""
+    import re
+
+    match = re.search(r"\d[\d,]*", answer)
+    return match.group().replace(",", "") if match else None
+
+
+def score_passkey(items: list[dict], answers: list[str]) -> tuple[list[dict], dict]:
+    """accuracy overall and per prompt length: the answer's first number is the passkey."""
+    extracted = [passkey_answer(a) for a in answers]
+    passed = [e == item["reference"]["passkey"] for e, item in zip(extracted, items, strict=True)]
+    metrics: dict = {"n": len(items), "accuracy": sum(passed) / len(items)}
+    for length in sorted({item["length"] for item in items}):
+        hits = [p for p, item in zip(passed, items, strict=True) if item["length"] == length]
+        metrics[f"accuracy@{length}"] = sum(hits) / len(hits)
+    rows = [
+        {"id": item["id"], "length": item["length"], "prompt_tokens": item.get("prompt_tokens"),
+         "depth": item["depth"], "passkey": item["reference"]["passkey"], "response": answer, "extracted": e,
+         "passed": p}
+        for item, answer, e, p in zip(items, answers, extracted, passed, strict=True)
+    ]  # fmt: skip
+    return rows, metrics
+
+
+def parse_dca(value: str | None) -> dict | bool | None:
+    """`--dca`: None (the checkpoint decides), "off" (False) or "CHUNK_SIZE,LOCAL_SIZE" (a validated mapping)."""
+    if value is None:
+        return None
+    if str(value).strip().lower() in ("off", "none", "false"):
+        return False
+    from qwen25.attention.dca import DualChunkConfig
+
+    parts = str(value).split(",")
+    try:
+        chunk_size, local_size = (int(p) for p in parts)
+        config = DualChunkConfig.from_dict({"chunk_size": chunk_size, "local_size": local_size}, where="--dca")
+    except ValueError as e:
+        detail = str(e) if str(e).startswith("--dca") else "expected CHUNK_SIZE,LOCAL_SIZE (e.g. 32768,1024) or off"
+        raise ConfigError(f"--dca {value!r}: {detail}") from None
+    return config.as_dict()
+
+
 SUITES: dict[str, Suite] = {
     "tiny_heldout": Suite("tiny_heldout", load_heldout, score_verified, 64, "runs/tiny/data/heldout"),
     "gsm8k": Suite("gsm8k", lambda p: load_math(p, "gsm8k"), score_verified, 512),
@@ -166,6 +292,7 @@ SUITES: dict[str, Suite] = {
     "humaneval": Suite("humaneval", lambda p: load_code(p, "humaneval"), score_pass_at_1, 512),
     "mbpp": Suite("mbpp", lambda p: load_code(p, "mbpp"), score_pass_at_1, 512),
     "ifeval": Suite("ifeval", load_ifeval, score_ifeval, 1024),
+    "passkey": Suite("passkey", load_passkey, score_passkey, 16, PASSKEY_DEFAULT, False, prepare_passkey),
 }
 
 
@@ -177,10 +304,10 @@ def load_suite(name: str, data: str | os.PathLike | None, limit: int | None = No
     if data is None and suite.default_data is None:
         raise ConfigError(f"--suite {name} needs --data FILE: the benchmark's local file in its standard format")
     path = Path(data if data is not None else suite.default_data)
-    if not path.exists():
+    if suite.data_is_file and not path.exists():
         raise ConfigError(f"--data: {path} not found (suite {name})")
     try:
-        items = suite.load(path)
+        items = suite.load(path if suite.data_is_file else str(data if data is not None else suite.default_data))
     except ValueError as e:  # the loaders name the file and line
         raise ConfigError(str(e)) from e
     if limit is not None:
@@ -201,8 +328,12 @@ def evaluate_suite(
     out: str | os.PathLike | None = None,
     report_to: str = "wandb",
     experiment: str = "eval",
+    dca: dict | bool | None = None,
 ) -> dict:
-    """Generate, score, write `<out>/eval_<suite>.json`, log to wandb; returns the file's content."""
+    """Generate, score, write `<out>/eval_<suite>.json`, log to wandb; returns the file's content.
+
+    dca: Dual Chunk Attention for the model (`qwen25.model.load_model`'s argument; `parse_dca` reads the flag).
+    """
     from pipeline.evaluate import generate_answers
     from qwen25.model import load_model
     from qwen25.tokenizer import load_tokenizer
@@ -212,9 +343,16 @@ def evaluate_suite(
     items = load_suite(suite, data, limit)
     spec = SUITES[suite]
     max_new_tokens = max_new_tokens or spec.max_new_tokens
+    if isinstance(dca, str):
+        dca = parse_dca(dca)
     t0 = time.monotonic()
-    model = load_model(model_path).eval()
+    try:
+        model = load_model(model_path, dca=dca).eval()
+    except ValueError as e:  # a DCA block that does not fit this checkpoint
+        raise ConfigError(f"--dca: {e}") from e
     tokenizer = load_tokenizer(model_path)
+    if spec.prepare is not None:
+        items = spec.prepare(items, tokenizer)
     answers = generate_answers(model, tokenizer, [item["prompt"] for item in items], max_new_tokens=max_new_tokens,
                                batch_size=batch_size, desc=f"eval {suite}")
     rows, metrics = spec.score(items, answers)
@@ -222,7 +360,8 @@ def evaluate_suite(
         "suite": suite,
         "model": str(model_path),
         "data": str(data if data is not None else spec.default_data),
-        "settings": {"limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens, "decoding": "greedy"},
+        "settings": {"limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens, "decoding": "greedy",
+                     "dca": getattr(model.config, "dual_chunk_attention_config", None)},
         "metrics": metrics,
         "wall_time_s": round(time.monotonic() - t0, 2),
         "rows": rows,
@@ -270,15 +409,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qwenpost eval", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="HF checkpoint directory (any stage's output_dir)")
     parser.add_argument("--suite", required=True, choices=list(SUITES))
-    parser.add_argument("--data", default=None, help="the benchmark's local file (tiny_heldout: a dataset dir)")
+    parser.add_argument("--data", default=None,
+                        help="the benchmark's local file (tiny_heldout: a dataset dir; passkey: lengths, 1024,4096x5)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N items")
     parser.add_argument("--batch_size", type=int, default=16, help="prompts per generate call")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: per suite (64 to 1024)")
     parser.add_argument("--out", default=None, help="directory of eval_<suite>.json (default: the checkpoint's)")
     parser.add_argument("--report_to", default="wandb", choices=["wandb", "none"])
     parser.add_argument("--experiment", default="eval", help="wandb group")
+    parser.add_argument("--dca", default=None, help="Dual Chunk Attention: CHUNK_SIZE,LOCAL_SIZE (e.g. 32768,1024) "
+                        "or off; default: as the checkpoint's config says")
     args = parser.parse_args(argv)
     try:
+        dca = parse_dca(args.dca)
         for key in ("limit", "batch_size", "max_new_tokens"):
             value = getattr(args, key)
             if value is not None and value < 1:
@@ -286,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = evaluate_suite(
             args.model, args.suite, data=args.data, limit=args.limit, batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens, out=args.out, report_to=args.report_to, experiment=args.experiment,
+            dca=dca,
         )  # fmt: skip
     except ConfigError as e:
         print(f"eval: {e}", file=sys.stderr)

@@ -5,6 +5,7 @@ service. `generate_answers` and `score_answers` are also the engine of `qwenpost
 For each row (`prompt` messages, `reference` verifier spec) the model answers greedily (batched, left-padded,
 KV cache, our attention); the verifier from `reference` gives accuracy and whether the answer was in the
 expected format; the reward service, when given, gives the mean reward the RL stage optimises.
+Prompts past the trained length: pass `dca` (Dual Chunk Attention, qwen25/attention/dca.py) to evaluate with it.
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ def evaluate_checkpoint(
     max_new_tokens: int = 64,
     batch_size: int = 32,
     label: str | None = None,
+    dca: dict | bool | None = None,
 ) -> EvalResult:
-    """Accuracy, format rate and mean reward of `checkpoint` on RL-query rows."""
-    model = load_model(checkpoint).eval()
+    """Accuracy, format rate and mean reward of `checkpoint` on RL-query rows.
+
+    dca: Dual Chunk Attention, as `qwen25.model.load_model` takes it (None: the checkpoint's config decides).
+    """
+    model = load_model(checkpoint, dca=dca).eval()
     tokenizer = load_tokenizer(checkpoint)
     prompts = [row["prompt"] for row in rows]
     answers = generate_answers(

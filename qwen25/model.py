@@ -3,6 +3,14 @@
 We never fork the modelling file: every checkpoint is a plain transformers directory that loads back in
 transformers, PEFT and vLLM. What this module adds is the preset table (configs/model/*.yaml, validated
 against the keys we allow) and loading with this project's attention (`attn_implementation="qwen25"`).
+
+Long context (RECIPE.md: "YaRN (factor 4 over 32,768) + Dual Chunk Attention reach 131,072 tokens"): YaRN is
+transformers' own `rope_scaling` {type: yarn, factor, original_max_position_embeddings}, static (the same
+frequencies at every length); DCA is `dual_chunk_attention_config` {chunk_size, local_size,
+original_max_position_embeddings}, Qwen2.5-1M's key, run by our attention (qwen25/attention/dca.py). The
+`*-long` presets set both on top of a size's preset (`base:`). `build_model` and `load_model` turn DCA on when the
+config carries the key; `load_model(path, dca={...})` or `enable_dca(model, {...})` turn it on for any checkpoint
+(generation and evaluation past the trained length, GRPO sampling).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from transformers import (
 )
 
 from qwen25.attention import ATTN_IMPLEMENTATION, register
+from qwen25.attention.dca import CONFIG_KEY as DCA_CONFIG_KEY
+from qwen25.attention.dca import DualChunkConfig, disable_dca, enable_dca
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
 # The architecture keys a preset may set; anything else is a typo and is refused.
@@ -37,6 +47,8 @@ PRESET_KEYS = {
     "max_position_embeddings",
     "vocab_size",
     "rope_scaling",
+    "dual_chunk_attention_config",
+    "base",  # another preset this one extends: its keys, then these
 }
 TASKS = {"causal-lm": AutoModelForCausalLM, "sequence-classification": AutoModelForSequenceClassification}
 
@@ -48,7 +60,7 @@ def preset_names() -> list[str]:
 def load_preset(name_or_path: str | os.PathLike) -> dict:
     """Read a model preset by name (`tiny`, `qwen2.5-7b`) or YAML path; refuses unknown keys, naming them."""
     path = Path(name_or_path)
-    if not path.suffix:
+    if path.suffix not in (".yaml", ".yml"):  # a name; "qwen2.5-7b" has a dot but is no file name
         path = PRESET_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"model preset {name_or_path!r} not found (known: {', '.join(preset_names())})")
@@ -56,10 +68,30 @@ def load_preset(name_or_path: str | os.PathLike) -> dict:
     unknown = sorted(set(preset) - PRESET_KEYS)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(PRESET_KEYS)}")
+    if "base" in preset:
+        base_name = preset.pop("base")
+        if Path(str(base_name)).stem == path.stem:
+            raise ValueError(f"{path}: base {base_name!r} is the preset itself")
+        preset = {**load_preset(base_name), **preset}
+    _check_long_context(preset, path)
     heads, kv_heads = preset["num_attention_heads"], preset["num_key_value_heads"]
     if heads % kv_heads:
         raise ValueError(f"{path}: num_attention_heads={heads} is not a multiple of num_key_value_heads={kv_heads}")
     return preset
+
+
+def _check_long_context(preset: dict, path: Path) -> None:
+    """rope_scaling and dual_chunk_attention_config, checked before any model is built."""
+    scaling = preset.get("rope_scaling")
+    if scaling is not None:
+        if not isinstance(scaling, dict) or (scaling.get("type") or scaling.get("rope_type")) is None:
+            raise ValueError(f"{path}: rope_scaling must be a mapping with a type (e.g. yarn), got {scaling!r}")
+        if (scaling.get("type") or scaling.get("rope_type")) == "yarn":
+            for key in ("factor", "original_max_position_embeddings"):
+                if key not in scaling:
+                    raise ValueError(f"{path}: rope_scaling of type yarn needs {key}")
+    if preset.get(DCA_CONFIG_KEY) is not None:
+        DualChunkConfig.from_dict(preset[DCA_CONFIG_KEY], where=f"{path}: {DCA_CONFIG_KEY}")
 
 
 def make_config(preset: dict, vocab_size: int | None = None, **overrides) -> Qwen2Config:
@@ -83,7 +115,10 @@ def build_model(config: Qwen2Config, seed: int = 0) -> Qwen2ForCausalLM:
     register()
     torch.manual_seed(seed)
     config._attn_implementation = ATTN_IMPLEMENTATION
-    return Qwen2ForCausalLM(config)
+    model = Qwen2ForCausalLM(config)
+    if getattr(config, DCA_CONFIG_KEY, None):
+        enable_dca(model, getattr(config, DCA_CONFIG_KEY))
+    return model
 
 
 def load_model(
@@ -92,13 +127,19 @@ def load_model(
     task: str = "causal-lm",
     dtype: torch.dtype = torch.float32,
     attn_implementation: str = ATTN_IMPLEMENTATION,
+    dca: dict | DualChunkConfig | bool | None = None,
     **kwargs,
 ) -> PreTrainedModel:
     """Load a local HF checkpoint directory (ours or a real Qwen2.5) with our attention.
 
     task "sequence-classification" gives a one-logit reward-model head (`num_labels=1`) whose pad id comes
     from the checkpoint's config, so the score is read at the last non-pad token.
+    dca: Dual Chunk Attention. None follows the checkpoint (on when its config.json has
+    `dual_chunk_attention_config`), a mapping {chunk_size, local_size[, original_max_position_embeddings]}
+    turns it on with those values, False turns it off. Only with our attention.
     """
+    if dca not in (None, False):
+        DualChunkConfig.from_dict(dca, where="dca")  # refuse a bad block before loading weights
     register()
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -107,4 +148,11 @@ def load_model(
         raise ValueError(f"task={task!r}; expected one of {sorted(TASKS)}")
     if task == "sequence-classification":
         kwargs.setdefault("num_labels", 1)
-    return TASKS[task].from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation, **kwargs)
+    model = TASKS[task].from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation, **kwargs)
+    if dca is False:
+        disable_dca(model)
+    elif dca is not None:
+        enable_dca(model, dca)
+    elif getattr(model.config, DCA_CONFIG_KEY, None) and attn_implementation == ATTN_IMPLEMENTATION:
+        enable_dca(model, getattr(model.config, DCA_CONFIG_KEY))
+    return model

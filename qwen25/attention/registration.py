@@ -26,6 +26,10 @@ How each input becomes varlen for the kernel (`_varlen_plan`):
   attend to the real keys before them; nothing downstream reads either).
 Reading lengths costs a host-device sync; the plan is cached for the tensors it came from (weak references plus
 their version counters), so the layers of one forward pay it once.
+
+Dual Chunk Attention (`dca.py`): on a model where `enable_dca` marked the attention modules, inputs with more
+keys than one chunk go to `_dual_chunk_attention`, on the same varlen plans (Triton forward `dca_triton.py` where
+the kernel runs and no gradient is needed; the PyTorch reference otherwise).
 """
 
 from __future__ import annotations
@@ -249,6 +253,18 @@ def qwen25_attention(
     position_ids = kwargs.get("position_ids")
     dropout_active = dropout > 0.0 and module.training
 
+    dual_chunk = getattr(module, "dual_chunk", None)  # set by qwen25.attention.dca.enable_dca
+    # up to chunk_len keys (or packed segments of at most chunk_len tokens, `max_length_k` from the collator) every
+    # position is < chunk_len (positions never exceed a token's index in its segment, as transformers builds them):
+    # DCA's remapping is the identity and plain attention is exact
+    longest = kwargs.get("max_length_k") if cu_seq_lens_q is not None else None
+    longest = k_len if not isinstance(longest, int) else longest
+    if dual_chunk is not None and longest > dual_chunk.config.chunk_len:
+        return _dual_chunk_attention(
+            dual_chunk, query, key, value, attention_mask, scaling, dropout_active,
+            cu_seq_lens_q, cu_seq_lens_k, position_ids,
+        ), None  # fmt: skip
+
     if _use_kernel(query, key, value, dropout_active):
         plan = _varlen_plan(
             batch, q_len, k_len, query.device, attention_mask, cu_seq_lens_q, cu_seq_lens_k, position_ids
@@ -272,6 +288,73 @@ def qwen25_attention(
     )
     out = attention_reference(query, key, value, mask, scaling=scaling, dropout=dropout, training=module.training)
     return out, None
+
+
+def _dual_chunk_attention(
+    state, query, key, value, attention_mask, scaling, dropout_active, cu_seq_lens_q, cu_seq_lens_k, position_ids
+) -> torch.Tensor:
+    """DCA (`dca.py`): q (B, H, Lq, D) rotated at q_pos % L, k at k_pos % L -> (B, Lq, H, D).
+
+    The Triton forward (`dca_triton.py`) where the plain kernel would run and no gradient is needed; otherwise
+    the PyTorch reference (differentiable). BACKEND="triton" raises where the kernel cannot apply.
+    """
+    from qwen25.attention.dca import _segments, dca_queries, dual_chunk_attention_reference, key_positions
+
+    if dropout_active:
+        raise NotImplementedError("dual chunk attention has no attention dropout (Qwen2.5 uses attention_dropout 0)")
+    config = state.config
+    batch, n_heads, q_len, head_dim = query.shape
+    k_len = key.shape[2]
+    cu_k = cu_seq_lens_k if cu_seq_lens_k is not None else cu_seq_lens_q
+    k_pos = key_positions(batch, q_len, k_len, query.device, attention_mask, cu_k, position_ids)  # (B, Lk)
+    q_pos = k_pos[:, k_len - q_len :]  # (B, Lq): queries are the last keys
+    q_succ, q_inter = dca_queries(query, q_pos, config, state.inv_freq)  # (B, H, Lq, D) each
+
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    if _use_kernel(query, key, value, dropout_active):
+        if needs_grad:
+            if _backend() == "triton":
+                raise NotImplementedError("BACKEND='triton': the DCA kernel is forward-only (no gradients)")
+        else:
+            plan = _varlen_plan(
+                batch, q_len, k_len, query.device, attention_mask, cu_seq_lens_q, cu_seq_lens_k, position_ids
+            )
+            if isinstance(plan, _VarlenPlan):
+                return _dca_kernel_attention(query, q_succ, q_inter, key, value, plan, scaling, config.chunk_len)
+            if _backend() == "triton":
+                raise NotImplementedError(f"BACKEND='triton': the DCA kernel cannot take {plan}")
+
+    if attention_mask is not None and attention_mask.dim() == 2:
+        attention_mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, k): key padding
+    seg_q, seg_k = _segments(batch, q_len, k_len, query.device, cu_seq_lens_q, cu_seq_lens_k, position_ids)
+    return dual_chunk_attention_reference(
+        query, q_succ, q_inter, key, value, chunk_len=config.chunk_len, k_pos=k_pos,
+        attention_mask=attention_mask, seg_q=seg_q, seg_k=seg_k, scaling=scaling,
+    )  # fmt: skip
+
+
+def _dca_kernel_attention(query, q_succ, q_inter, key, value, plan: _VarlenPlan, scaling, chunk_len: int):
+    """The three rotated queries and k/v laid out as `_kernel_attention` does, through `dual_chunk_attn_varlen`."""
+    from qwen25.attention.dca_triton import dual_chunk_attn_varlen
+
+    batch, n_heads, q_len, head_dim = query.shape
+    n_kv_heads, k_len = key.shape[1], key.shape[2]
+
+    def flat_q(q: torch.Tensor) -> torch.Tensor:
+        q = q.transpose(1, 2).reshape(batch * q_len, n_heads, head_dim)  # (B * Lq, H, D)
+        return q if plan.q_index is None else q.index_select(0, plan.q_index)  # (total_q, H, D)
+
+    k = key.transpose(1, 2).reshape(batch * k_len, n_kv_heads, head_dim)  # (B * Lk, Hkv, D)
+    v = value.transpose(1, 2).reshape(batch * k_len, n_kv_heads, head_dim)
+    if plan.k_index is not None:
+        k, v = k.index_select(0, plan.k_index), v.index_select(0, plan.k_index)  # (total_k, Hkv, D)
+    out = dual_chunk_attn_varlen(  # (total_q, H, D)
+        flat_q(query), flat_q(q_succ), flat_q(q_inter), k, v,
+        plan.cu_seqlens_q, plan.cu_seqlens_k, plan.max_seqlen_q, chunk_len, scale=scaling,
+    )  # fmt: skip
+    if plan.q_index is not None:
+        out = out.new_zeros(batch * q_len, n_heads, head_dim).index_copy(0, plan.q_index, out)  # (B * Lq, H, D)
+    return out.view(batch, q_len, n_heads, head_dim)
 
 
 def register() -> None:
