@@ -9,13 +9,12 @@ checkpoint of configs/model/tiny.yaml (random init, tokenizer trained on the dat
 with 1 to 12 worked steps, so lengths vary as in real SFT data. Tokens/s counts only real (non-pad) tokens in
 both: a padded batch counts its attention mask, a packed padding-free row all its tokens. Peak memory: each
 variant runs in a fresh subprocess and reports its peak RSS (VmHWM).
-`--proposed` adds "ours, segment-wise CPU attention": ours with the reference attention's packed-row path replaced,
-in this process only, by one `scaled_dot_product_attention(is_causal=True)` per packed sample (what the CPU path
-could do instead of one dense masked (row x row) attention; the Triton kernel on GPU already skips those blocks).
+On CPU our attention runs packed rows as one causal `scaled_dot_product_attention` per sample
+(qwen25/attention/registration.py `_segmented_sdpa`); on CUDA the Triton varlen kernel skips cross-sample blocks.
 Run:
 
     .venv/bin/python benchmarks/sft_throughput.py              # ~3 min on 2 shared cores
-    .venv/bin/python benchmarks/sft_throughput.py --steps 40 --rows 2048 --proposed
+    .venv/bin/python benchmarks/sft_throughput.py --steps 40 --rows 2048
 """
 
 from __future__ import annotations
@@ -57,34 +56,6 @@ def _peak_rss_bytes() -> int:
     raise RuntimeError("/proc/self/status has no VmHWM")
 
 
-def use_segmentwise_cpu_attention() -> None:
-    """Re-register `qwen25` attention so packed rows on CPU run sdpa per sample (the `--proposed` variant)."""
-    import torch
-    import torch.nn.functional as F
-    from transformers import AttentionInterface
-
-    from qwen25.attention import registration
-
-    original = registration.qwen25_attention
-
-    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-        cu = kwargs.get("cu_seq_lens_q")
-        if cu is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or query.is_cuda:
-            return original(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
-        bounds = cu.tolist()
-        if bounds[-1] < query.shape[2]:  # padding past the last sample: one more segment, as the reference does
-            bounds.append(query.shape[2])
-        outs = [
-            F.scaled_dot_product_attention(
-                query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], is_causal=True, scale=scaling, enable_gqa=True
-            )  # (1, n_heads, e - s, head_dim)
-            for s, e in zip(bounds[:-1], bounds[1:])
-        ]
-        return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None  # (1, row, n_heads, head_dim)
-
-    AttentionInterface.register(registration.ATTN_IMPLEMENTATION, attention)
-
-
 def child(variant: str, base: str, data: str, args: argparse.Namespace) -> dict:
     """Runs in the subprocess: build the trainer of `variant`, train, return tokens/s and peak RSS."""
     import torch
@@ -98,7 +69,7 @@ def child(variant: str, base: str, data: str, args: argparse.Namespace) -> dict:
     from sft.config import SFTStageConfig
 
     torch.set_num_threads(args.threads)
-    ours = variant in ("ours", "proposed")
+    ours = variant == "ours"
     cfg = SFTStageConfig(
         output_dir=tempfile.mkdtemp(prefix=f"sft_tp_{variant}_"), report_to="none", bf16=False, seed=0,
         max_steps=args.warmup + args.steps, learning_rate=1e-3, logging_steps=1000, save_strategy="no",
@@ -106,8 +77,6 @@ def child(variant: str, base: str, data: str, args: argparse.Namespace) -> dict:
         per_device_train_batch_size=args.packed_batch if ours else args.padded_batch, dataloader_num_workers=0,
     )  # fmt: skip
     model = load_model(base) if ours else AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa")
-    if variant == "proposed":
-        use_segmentwise_cpu_attention()  # after load_model, which registers the original
     trainer = SFTTrainer(
         model=model, args=cfg, train_dataset=load_from_disk(data), processing_class=load_tokenizer(base)
     )
@@ -152,8 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--packed-batch", type=int, default=2, help="packed rows per step (ours; tiny.yaml's 2)")
     parser.add_argument("--padded-batch", type=int, default=16, help="samples per step (plain)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--proposed", action="store_true", help="also run ours with segment-wise CPU attention")
-    parser.add_argument("--child", choices=["ours", "plain", "proposed"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "plain"], help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -174,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         data = Path(tmp) / "sft"
         Dataset.from_list(rows).save_to_disk(str(data))
         results = {}
-        variants = ("plain", "ours", "proposed") if args.proposed else ("plain", "ours")
+        variants = ("plain", "ours")
         for variant in variants:
             print(f"{variant} ...", flush=True)
             cmd = [sys.executable, __file__, "--child", variant, "--base", str(base), "--data", str(data),
@@ -192,7 +160,6 @@ def main(argv: list[str] | None = None) -> None:
     labels = {
         "plain": "plain TRL (padding, sdpa, TRL head)",
         "ours": "ours (packing, qwen25 attention, fused linear CE)",
-        "proposed": "ours, segment-wise CPU attention (proposed)",
     }
     for variant in variants:
         r = results[variant]
@@ -201,9 +168,6 @@ def main(argv: list[str] | None = None) -> None:
     speedup = results["ours"]["tokens_per_s"] / results["plain"]["tokens_per_s"]
     memory = results["ours"]["peak_rss_bytes"] / results["plain"]["peak_rss_bytes"]
     print(f"ours / plain: {speedup:.2f}x tokens/s (goal >= 2x), {memory:.2f}x peak RSS")
-    if args.proposed:
-        proposed = results["proposed"]["tokens_per_s"] / results["plain"]["tokens_per_s"]
-        print(f"ours with segment-wise CPU attention / plain: {proposed:.2f}x tokens/s")
 
 
 if __name__ == "__main__":
