@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     tokenizer = load_tokenizer(model_dir)
     tokenizer.padding_side = "left"  # generation pads on the left
-    model = load_model(model_dir)
+    model = load_model(model_dir, dca=cfg.dca)  # DCA before any PEFT wrapping: sampling past the trained length
 
     # 3. train
     process_index = PartialState().process_index

@@ -3,6 +3,8 @@ variance-scoring pass (`python -m online_rl score`), provenance and the held-out
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
@@ -64,8 +66,18 @@ class GRPOStageConfig(GRPOConfig):
     heldout_limit: int | None = field(default=None, metadata={"help": "only the first N held-out rows"})
     heldout_max_new_tokens: int = field(default=64, metadata={"help": "greedy tokens per held-out answer"})
 
+    # sampling past the trained length
+    dca: dict | str | None = field(  # str: a JSON object or "CHUNK_SIZE,LOCAL_SIZE" on the command line
+        default=None,
+        metadata={
+            "help": "Dual Chunk Attention for generation and training, e.g. {chunk_size: 32768, local_size: 1024} "
+            "or 32768,1024; 'off' disables it on a checkpoint whose config turns it on; unset: the checkpoint decides"
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        self.dca = _parse_dca(self.dca)
         if self.query_order not in QUERY_ORDERS:
             raise ConfigError(f"query_order must be one of {QUERY_ORDERS}, got {self.query_order!r}")
         if self.query_order == "variance":
@@ -79,3 +91,29 @@ class GRPOStageConfig(GRPOConfig):
             raise ConfigError(f"score_samples must be >= 2 to measure a variance, got {self.score_samples}")
         if self.provenance_table_rows < 0:
             raise ConfigError(f"provenance_table_rows must be >= 0, got {self.provenance_table_rows}")
+
+
+def _parse_dca(value: dict | str | bool | None) -> dict | bool | None:
+    """The `dca` key as `qwen25.model.load_model(dca=...)` takes it, validated before any model loads."""
+    if value is None or value is False or isinstance(value, dict):
+        parsed = value
+    elif str(value).strip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"dca: {value!r} is not a JSON object ({e})") from None
+    else:
+        from pipeline.eval_suites import parse_dca
+
+        try:
+            parsed = parse_dca(str(value))
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("--dca", "dca", 1)) from None
+    if isinstance(parsed, dict):
+        from qwen25.attention.dca import DualChunkConfig
+
+        try:
+            DualChunkConfig.from_dict(parsed, where="dca")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return parsed

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     client = connect(cfg)  # a clear error before the model loads if the service is down
 
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir).eval()
+    model = load_model(model_dir, dca=cfg.dca).eval()
     samples = sample_responses(
         model, tokenizer, rows["prompt"], k=cfg.score_samples, max_new_tokens=cfg.max_completion_length,
         temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, batch_size=cfg.score_batch_size,

@@ -406,3 +406,31 @@ def test_query_rows_without_ids_get_row_indices(stage_data, rl_data):
     assert kept["id"][:2] == ["add-0-0", "add-0-1"]
     with pytest.raises(ConfigError, match="lacks column"):
         load_query_rows(rl_data / "rl_queries", key="dataset_path", columns=["prompt", "answer"])
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, None),
+        ({"chunk_size": 64, "local_size": 8}, {"chunk_size": 64, "local_size": 8}),
+        ('{"chunk_size": 64, "local_size": 8}', {"chunk_size": 64, "local_size": 8}),
+        ("64,8", {"chunk_size": 64, "local_size": 8}),
+        ("off", False),
+    ],
+)
+def test_dca_key_is_parsed_for_load_model(value, expected, tmp_path):
+    from online_rl.config import GRPOStageConfig
+
+    cfg = GRPOStageConfig(output_dir=str(tmp_path), dca=value, report_to="none", bf16=False)
+    assert cfg.dca == expected
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [("64", "CHUNK_SIZE,LOCAL_SIZE"), ({"chunk_size": 64}, "local_size is required"), ("{bad", "JSON object")],
+)
+def test_bad_dca_key_is_a_config_error_naming_it(value, message, tmp_path):
+    from online_rl.config import GRPOStageConfig
+
+    with pytest.raises(ConfigError, match=rf"dca.*{message}"):
+        GRPOStageConfig(output_dir=str(tmp_path), dca=value, report_to="none", bf16=False)
