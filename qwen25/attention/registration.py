@@ -171,9 +171,11 @@ def _varlen_plan(
     """The kernel layout for this input, or a string saying why there is none."""
     global _plan_cache
     sources = (attention_mask, cu_seq_lens_q, cu_seq_lens_k, position_ids)
-    versions = tuple(-1 if t is None else t._version for t in sources)
+    # inference tensors (torch.inference_mode) have no version counter: such inputs are planned every call
+    cacheable = not any(t is not None and t.is_inference() for t in sources)
+    versions = tuple(-1 if t is None else t._version for t in sources) if cacheable else None
     shape = (batch, q_len, k_len, str(device))
-    if _plan_cache is not None:
+    if cacheable and _plan_cache is not None:
         refs, cached_versions, cached_shape, plan = _plan_cache
         same = all((r is None and t is None) or (r is not None and r() is t) for r, t in zip(refs, sources))
         if same and cached_versions == versions and cached_shape == shape:
@@ -196,7 +198,7 @@ def _varlen_plan(
         plan = _plan_padding(attention_mask.to(device), q_len, k_len)
     else:
         return f"a {attention_mask.dim()}D attention mask (the kernel takes None, cu_seq_lens or a 2D padding mask)"
-    if isinstance(plan, _VarlenPlan):
+    if cacheable and isinstance(plan, _VarlenPlan):
         refs = tuple(None if t is None else weakref.ref(t) for t in sources)
         _plan_cache = (refs, versions, shape, plan)
     return plan

@@ -136,3 +136,16 @@ def test_greedy_generation_with_kv_cache_matches_eager(models, micro_base):
         e = eager(input_ids=a, attention_mask=full_mask, use_cache=False).logits
     real = full_mask.bool()
     assert (c[real] - e[real]).abs().max().item() <= TOL
+
+
+def test_packed_row_under_inference_mode(models):
+    """Inference tensors have no version counter; the varlen plan must not need one (reward service, eval)."""
+    ours, _ = models
+    seqs = _sequences([7, 3, 9], ours.config.vocab_size, seed=3)
+    packed = torch.cat(seqs)[None]
+    position_ids = torch.cat([torch.arange(len(s)) for s in seqs])[None]
+    with torch.no_grad():
+        expected = ours(input_ids=packed, position_ids=position_ids).logits
+    with torch.inference_mode():
+        got = ours(input_ids=packed, position_ids=position_ids).logits
+    assert (got - expected).abs().max().item() == 0.0
