@@ -147,5 +147,8 @@ def test_packed_row_under_inference_mode(models):
     with torch.no_grad():
         expected = ours(input_ids=packed, position_ids=position_ids).logits
     with torch.inference_mode():
-        got = ours(input_ids=packed, position_ids=position_ids).logits
+        got = ours(input_ids=packed, position_ids=position_ids.clone()).logits  # clone: an inference tensor
+        plain = ours(input_ids=torch.stack([seqs[0], seqs[0]])).logits  # position_ids made inside: inference
     assert (got - expected).abs().max().item() == 0.0
+    with torch.no_grad():
+        assert (plain - ours(input_ids=torch.stack([seqs[0], seqs[0]])).logits).abs().max().item() == 0.0
