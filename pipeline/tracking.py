@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,11 @@ def configure_wandb(*, experiment: str, stage: str, output_dir: str | os.PathLik
     os.environ.setdefault("WANDB_DIR", str(Path(output_dir)))
     os.environ["WANDB_RUN_GROUP"] = experiment
     os.environ["WANDB_JOB_TYPE"] = stage
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is None and hasattr(wandb, "teardown"):
+        # wandb reads WANDB_* into a process-wide settings singleton at its first setup; a process that used wandb
+        # before (an eval, an earlier stage run in-process) would otherwise start this run without group/job_type
+        wandb.teardown()
     Path(output_dir).mkdir(parents=True, exist_ok=True)
 
 
