@@ -14,7 +14,6 @@ itself, so `response_generator` keeps the procedural backend for the sampling st
 document cut in half, the document with a repeated appendix) give the preference split its rejected replies.
 """
 
-import json
 import math
 import random
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 from data_builders.config import LongAreaConfig
 from data_builders.generators import Candidate, Generator, ProceduralGenerator, Query
 from data_builders.records import user_message
+from data_builders.seeds import read_jsonl
 from data_builders.tokens import count_tokens
 from data_builders.verifiers.text import count_words
 
@@ -83,16 +83,10 @@ def read_documents(paths: list[str], field: str) -> list[tuple[str, str]]:
         if path.suffix == ".txt":
             out.append((f"{path.name}", path.read_text(encoding="utf-8")))
         elif path.suffix == ".jsonl":
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
-                if not isinstance(row, dict) or not isinstance(row.get(field), str):
-                    raise ValueError(f"{path}:{number}: expected an object with a string field {field!r}")
-                out.append((f"{path.name}:{number}", row[field]))
+            for seed in read_jsonl(path):
+                if not isinstance(seed.row.get(field), str):
+                    raise ValueError(f"{path}:{seed.line}: expected an object with a string field {field!r}")
+                out.append((f"{path.name}:{seed.line}", seed.row[field]))
         elif path.suffix == ".parquet":
             import pandas as pd
 

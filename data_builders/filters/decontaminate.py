@@ -13,12 +13,11 @@ or a `messages` list; several of them joined when present), `.parquet` (the same
 per non-blank line). A file or line without any of these is an error naming it.
 """
 
-import gzip
-import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from data_builders.seeds import read_jsonl
 from data_builders.tokens import words
 
 MIN_TOKENS = 13  # RECIPE.md: at least 13 tokens ...
@@ -72,20 +71,7 @@ def read_eval_file(path: str | Path) -> list[str]:
         raise ValueError(f"filters.decontaminate.eval_files: file not found: {path}")
     name = path.name
     if name.endswith((".jsonl", ".jsonl.gz")):
-        opener = gzip.open if name.endswith(".gz") else open
-        out = []
-        with opener(path, "rt", encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}:{number}: expected a JSON object")
-                out.append(_sample_text(row, f"{path}:{number}"))
-        return out
+        return [_sample_text(row.row, f"{path}:{row.line}") for row in read_jsonl(path)]
     if name.endswith(".parquet"):
         import pandas as pd
 
