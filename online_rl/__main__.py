@@ -54,7 +54,17 @@ def load_queries(cfg: GRPOStageConfig):
             f"{e}; query_order 'variance' trains on the scoring pass's output: run "
             "`python -m online_rl score --config <this config>` first (or set query_order: dataset)"
         ) from e
-    return order_by_variance(rows)  # already sorted by the scoring pass; sorting again guards hand-made files
+    rows = order_by_variance(rows)  # already sorted by the scoring pass; sorting again guards hand-made files
+    if cfg.min_reward_variance is not None:
+        kept = rows.filter(lambda v: v > cfg.min_reward_variance, input_columns="reward_variance")
+        if len(kept) == 0:
+            raise ConfigError(
+                f"min_reward_variance: no query of {cfg.scored_dataset_path} has a reward variance above "
+                f"{cfg.min_reward_variance} (of {len(rows)}); lower it or unset it"
+            )
+        print(f"[online_rl] {len(kept)} of {len(rows)} queries have reward variance > {cfg.min_reward_variance}")
+        rows = kept
+    return rows
 
 
 def load_heldout(cfg: GRPOStageConfig) -> list[dict] | None:

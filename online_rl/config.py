@@ -39,6 +39,13 @@ class GRPOStageConfig(GRPOConfig):
         metadata={"help": "per-token log-probs/entropy from qwen25.ops' fused linear CE, not TRL's head"},
     )
     # query ordering (report: queries ordered by the variance of their reward scores, highest first)
+    min_reward_variance: float | None = field(
+        default=None,
+        metadata={
+            "help": "train only on queries whose scoring-pass reward variance exceeds this (e.g. 0.0: drop groups "
+            "that would all score alike and give zero advantage, as DAPO's dynamic sampling); unset: keep all"
+        },
+    )
     query_order: str = field(
         default="variance",
         metadata={"help": "'variance': train on scored_dataset_path, highest reward variance first, no shuffle; "
@@ -80,6 +87,8 @@ class GRPOStageConfig(GRPOConfig):
         self.dca = _parse_dca(self.dca)
         if self.query_order not in QUERY_ORDERS:
             raise ConfigError(f"query_order must be one of {QUERY_ORDERS}, got {self.query_order!r}")
+        if self.min_reward_variance is not None and self.query_order != "variance":
+            raise ConfigError("min_reward_variance needs query_order: variance (the scoring pass measures it)")
         if self.query_order == "variance":
             self.shuffle_dataset = False  # the order is the point: TRL's RepeatSampler walks the sorted rows
         if self.scored_dataset_path is None:

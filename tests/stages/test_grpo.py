@@ -434,3 +434,29 @@ def test_bad_dca_key_is_a_config_error_naming_it(value, message, tmp_path):
 
     with pytest.raises(ConfigError, match=rf"dca.*{message}"):
         GRPOStageConfig(output_dir=str(tmp_path), dca=value, report_to="none", bf16=False)
+
+
+def test_min_reward_variance_keeps_only_queries_with_signal(tmp_path):
+    from online_rl.__main__ import load_queries
+    from online_rl.config import GRPOStageConfig
+
+    scored = tmp_path / "scored"
+    Dataset.from_dict(
+        {
+            "prompt": [f"q{i}" for i in range(5)],
+            "reference": ["{}"] * 5,
+            "reward_variance": [0.0, 0.25, 0.0, 0.1875, 0.0625],
+        }
+    ).save_to_disk(str(scored))
+
+    def cfg(**kw):
+        return GRPOStageConfig(output_dir=str(tmp_path), scored_dataset_path=str(scored), report_to="none",
+                               bf16=False, **kw)  # fmt: skip
+
+    assert load_queries(cfg())["prompt"] == ["q1", "q3", "q4", "q0", "q2"]  # all, highest variance first
+    assert load_queries(cfg(min_reward_variance=0.0))["prompt"] == ["q1", "q3", "q4"]
+    assert load_queries(cfg(min_reward_variance=0.1))["prompt"] == ["q1", "q3"]
+    with pytest.raises(ConfigError, match=r"min_reward_variance: no query .* above 0.3 \(of 5\)"):
+        load_queries(cfg(min_reward_variance=0.3))
+    with pytest.raises(ConfigError, match="needs query_order: variance"):
+        cfg(min_reward_variance=0.0, query_order="dataset")
