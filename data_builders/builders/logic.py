@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
 
+from data_builders.builders.sampling import distinct_queries
 from data_builders.config import LogicAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import assistant_message, user_message
@@ -205,17 +206,10 @@ def make_query(kind: str, form: str, rng: random.Random) -> Query:
 
 def make_queries(area: LogicAreaConfig, seed: int, generator: Generator | None = None) -> tuple[list[Query], Counter]:
     rng = random.Random(f"{seed}:logic")
-    queries, taken, dropped = [], set(), Counter()
-    for index in range(area.procedural):
-        kind = area.kinds[index % len(area.kinds)]
-        form = area.forms[(index // len(area.kinds)) % len(area.forms)]
-        query = make_query(kind, form, rng)
-        if query.key in taken:
-            dropped["duplicate prompt"] += 1
-            continue
-        taken.add(query.key)
-        queries.append(query)
-    return queries, dropped
+    kinds, forms, dropped = area.kinds, area.forms, Counter()
+    drafts = (make_query(kinds[i % len(kinds)], forms[(i // len(kinds)) % len(forms)], rng)
+              for i in range(area.procedural))
+    return distinct_queries(drafts, dropped), dropped
 
 
 class RefiningGenerator:

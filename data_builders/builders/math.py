@@ -19,6 +19,7 @@ import re
 from collections import Counter
 
 from data_builders import arithmetic
+from data_builders.builders.sampling import distinct_queries
 from data_builders.config import FLAWS, DataConfig, MathAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
@@ -140,11 +141,6 @@ def procedural_queries(area: MathAreaConfig, seed: int, taken: set[str]) -> list
 def make_queries(area: MathAreaConfig, seed: int, generator: Generator | None = None) -> tuple[list[Query], Counter]:
     """Seed queries (deduplicated by question) then procedural ones; a pure function of (area, seed)."""
     taken: set[str] = set()
-    queries, dropped = [], Counter()
-    for query in seed_queries(area, seed):
-        if query.key in taken:
-            dropped["duplicate seed question"] += 1
-            continue
-        taken.add(query.key)
-        queries.append(query)
+    dropped = Counter()
+    queries = distinct_queries(seed_queries(area, seed), dropped, "duplicate seed question", taken)
     return queries + procedural_queries(area, seed, taken), dropped

@@ -18,7 +18,7 @@ import hashlib
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from tqdm import tqdm
@@ -36,6 +36,22 @@ VOLATILE_DETAILS = frozenset({"duration_s"})
 BATCH = 64  # queries generated and verified together: the unit of progress and of sandbox batching
 
 VerifyBatch = Callable[[Sequence[tuple[str, dict]]], list[VerifierResult]]
+
+
+def distinct_queries(queries: Iterable[Query], dropped: Counter, reason: str = "duplicate prompt",
+                     taken: set[str] | None = None) -> list[Query]:
+    """`queries` in order without repeats of `Query.key` (also skipping keys already in `taken`, which is updated);
+    each repeat is counted in `dropped[reason]`. Consumes the iterable fully, so RNG-driven generators advance as
+    they would without the check."""
+    taken = set() if taken is None else taken
+    out = []
+    for query in queries:
+        if query.key in taken:
+            dropped[reason] += 1
+            continue
+        taken.add(query.key)
+        out.append(query)
+    return out
 
 
 def verify_each(items: Sequence[tuple[str, dict]]) -> list[VerifierResult]:

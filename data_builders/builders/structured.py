@@ -20,6 +20,7 @@ from collections import Counter
 
 import pandas as pd
 
+from data_builders.builders.sampling import distinct_queries
 from data_builders.config import StructuredAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
@@ -229,12 +230,6 @@ def make_query(task: str, rng: random.Random, area: StructuredAreaConfig) -> Que
 def make_queries(area: StructuredAreaConfig, seed: int,
                  generator: Generator | None = None) -> tuple[list[Query], Counter]:
     rng = random.Random(f"{seed}:structured")
-    queries, taken, dropped = [], set(), Counter()
-    for index in range(area.procedural):
-        query = make_query(area.tasks[index % len(area.tasks)], rng, area)
-        if query.key in taken:
-            dropped["duplicate prompt"] += 1
-            continue
-        taken.add(query.key)
-        queries.append(query)
-    return queries, dropped
+    dropped = Counter()
+    drafts = (make_query(area.tasks[i % len(area.tasks)], rng, area) for i in range(area.procedural))
+    return distinct_queries(drafts, dropped), dropped
