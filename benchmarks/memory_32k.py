@@ -45,6 +45,18 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
+def _measure_step(loss_fn) -> dict:
+    """Peak extra RSS (VmHWM, reset first) and time of `loss_fn()` plus its backward, in this process."""
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = _status_kib("VmRSS")
+    start = time.perf_counter()
+    loss = loss_fn()
+    loss.backward()
+    seconds = time.perf_counter() - start
+    peak = _status_kib("VmHWM")
+    return {"peak_delta_bytes": (peak - before) * 1024, "seconds": seconds, "loss": float(loss.detach())}
+
+
 def child(variant: str, tokens: int, hidden: int, vocab: int, chunk: int | None) -> dict:
     """Runs in the subprocess: one loss + backward, returns the peak extra RSS in bytes and the time."""
     import torch
@@ -59,23 +71,19 @@ def child(variant: str, tokens: int, hidden: int, vocab: int, chunk: int | None)
     w = (torch.randn(vocab, hidden) * 0.02).requires_grad_()
     target = torch.randint(0, vocab, (tokens,))
     target[::7] = -100  # some ignored tokens, as in a real batch
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    before = _status_kib("VmRSS")
-    start = time.perf_counter()
-    if variant == "naive":
-        loss = F.cross_entropy(h @ w.T, target, ignore_index=-100)
-    elif variant == "fused":
-        loss = fused_linear_cross_entropy(h, w, target, chunk_size=chunk)
-    elif variant == "trl":
-        mask = target != -100
-        logp = ChunkedLogProbFunction.apply(h[mask], w, None, target[mask], 1.0, 32768, None, 1.0, ("log_probs",))[0]
-        loss = -logp.sum() / mask.sum()
-    else:
+
+    def loss_fn():
+        if variant == "naive":
+            return F.cross_entropy(h @ w.T, target, ignore_index=-100)
+        if variant == "fused":
+            return fused_linear_cross_entropy(h, w, target, chunk_size=chunk)
+        if variant == "trl":
+            mask = target != -100
+            args = (h[mask], w, None, target[mask], 1.0, 32768, None, 1.0, ("log_probs",))
+            return -ChunkedLogProbFunction.apply(*args)[0].sum() / mask.sum()
         raise ValueError(f"unknown variant {variant!r}")
-    loss.backward()
-    seconds = time.perf_counter() - start
-    peak = _status_kib("VmHWM")
-    return {"peak_delta_bytes": (peak - before) * 1024, "seconds": seconds, "loss": float(loss.detach())}
+
+    return _measure_step(loss_fn)
 
 
 def sft_step_child(variant: str, tokens: int) -> dict:
@@ -95,19 +103,10 @@ def sft_step_child(variant: str, tokens: int) -> dict:
     ids = torch.randint(0, config.vocab_size, (1, tokens))
     labels = ids.clone()
     labels[:, ::7] = -100  # some ignored tokens, as in a real batch
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS: model, inputs, imports
-    before = _status_kib("VmRSS")
-    start = time.perf_counter()
-    if variant == "model_loss":
-        loss = model(input_ids=ids, labels=labels, use_cache=False).loss
-    elif variant == "fused":
-        loss = model(input_ids=ids, labels=labels, fused_lm_head=True).loss
-    else:
+    if variant not in ("model_loss", "fused"):
         raise ValueError(f"unknown sft-step variant {variant!r}")
-    loss.backward()
-    seconds = time.perf_counter() - start
-    peak = _status_kib("VmHWM")
-    return {"peak_delta_bytes": (peak - before) * 1024, "seconds": seconds, "loss": float(loss.detach())}
+    extra = {"use_cache": False} if variant == "model_loss" else {"fused_lm_head": True}
+    return _measure_step(lambda: model(input_ids=ids, labels=labels, **extra).loss)  # peak over model, inputs, imports
 
 
 def sft_step(tokens: int) -> None:
