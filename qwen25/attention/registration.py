@@ -235,9 +235,9 @@ def _segmented_sdpa(
 
     The reference builds one (L, L) mask over a packed row and computes every cross-segment score only to mask it;
     a row of eight ~160-token samples then costs ~8x the work of attending within each sample (measured:
-    benchmarks/sft_throughput.py, 0.66x plain TRL before this path, 1.67x with it on CPU). Segments never span
-    two batch rows (plans from `cu_seq_lens` are batch 1; position_ids plans split at row ends), so the flattened
-    (batch * len) layout is sliced directly. q (B, H, L, D), k/v (B, Hkv, L, D) -> (B, L, H, D).
+    benchmarks/sft_throughput.py, 0.49-0.66x plain TRL before this path, 1.47x with it on CPU). The plan comes from
+    `cu_seq_lens` (batch 1, tokens past the last boundary as one more segment), so the flattened (batch * len) layout
+    is sliced directly. q (B, H, L, D), k/v (B, Hkv, L, D) -> (B, L, H, D).
     """
     batch, n_heads, q_len, head_dim = query.shape
     n_kv_heads = key.shape[1]
@@ -304,11 +304,11 @@ def qwen25_attention(
         if _backend() == "triton":
             raise NotImplementedError(f"BACKEND='triton': the kernel cannot take {plan}")
 
-    # packed rows off the kernel path: the segments say everything a mask would. With `cu_seq_lens` (TRL's
-    # padding-free collator: no padding inside the row) the 4D mask the sdpa builder made from the same position_ids
-    # is ignored; from position_ids resets alone only when there is no mask.
-    packed = cu_seq_lens_q is not None or (position_ids is not None and attention_mask is None)
-    if packed and _backend() == "auto" and not dropout_active and q_len == k_len > 1:
+    # packed rows off the kernel path: the segments say everything a mask would. Only with `cu_seq_lens` (TRL's
+    # padding-free collator: no padding inside the row; the 4D mask the sdpa builder made from the same position_ids
+    # is ignored): every plain forward also carries position_ids, and finding resets in them would cost a host sync
+    # per call on the generation and reward-scoring path.
+    if cu_seq_lens_q is not None and _backend() == "auto" and not dropout_active and q_len == k_len > 1:
         plan = _varlen_plan(batch, q_len, k_len, query.device, None, cu_seq_lens_q, cu_seq_lens_k, position_ids)
         if isinstance(plan, _VarlenPlan) and len(plan.cu_seqlens_q) - 1 > batch:  # more segments than rows
             return _segmented_sdpa(query, key, value, plan, scaling), None
