@@ -29,7 +29,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from pipeline.configs import ConfigError
-from reward.client import AsyncRewardClient, RewardClient, RewardServiceError, completion_text
+from reward.client import AsyncRewardClient, RewardClient, RewardServiceError, completion_text, pick_component
 
 COMPONENT_KEYS = ("rm", "verifier", "length_penalty")
 
@@ -58,16 +58,10 @@ def connect(cfg) -> RewardClient:
 
 def component_scores(result: dict) -> dict[str, float]:
     """One service result -> {component: number} for the components it has (verifier: its score)."""
-    comps = result["components"]
-    out: dict[str, float] = {}
-    if comps.get("rm") is not None:
-        out["rm"] = comps["rm"]
-    if comps.get("verifier") is not None:
-        out["verifier"] = comps["verifier"]["score"]
-    if comps.get("length_penalty") is not None:
-        out["length_penalty"] = comps["length_penalty"]
-    for name, value in (comps.get("criteria") or {}).items():
-        out[f"criterion_{name}"] = value
+    out = {name: value for name in ("rm", "verifier", "length_penalty")
+           if (value := pick_component(result, name)) is not None}  # fmt: skip
+    for name in result["components"].get("criteria") or {}:
+        out[f"criterion_{name}"] = pick_component(result, f"criterion:{name}")
     return out
 
 
