@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
     if heldout:
         callbacks.append(
             HeldoutRewardCallback(
-                heldout, client, every=cfg.heldout_eval_steps, max_new_tokens=cfg.heldout_max_new_tokens
-            )
+                heldout, client, every=cfg.heldout_eval_steps, max_new_tokens=cfg.heldout_max_new_tokens,
+                samples=cfg.heldout_samples, temperature=cfg.temperature, seed=cfg.seed,
+            )  # fmt: skip
         )
     trainer = GRPOTrainer(
         model=model,
@@ -134,7 +135,10 @@ def main(argv: list[str] | None = None) -> dict:
         "runtime_s": result.metrics.get("train_runtime"),
         **(
             {"heldout_verifier_first": curve[0]["verifier_mean"], "heldout_verifier_last": curve[-1]["verifier_mean"],
-             "heldout_accuracy_first": curve[0]["accuracy"], "heldout_accuracy_last": curve[-1]["accuracy"]}
+             "heldout_accuracy_first": curve[0]["accuracy"], "heldout_accuracy_last": curve[-1]["accuracy"],
+             **({"heldout_sampled_verifier_first": curve[0]["sampled_verifier_mean"],
+                 "heldout_sampled_verifier_last": curve[-1]["sampled_verifier_mean"]}
+                if "sampled_verifier_mean" in curve[-1] else {})}
             if curve else {}
         ),  # fmt: skip
     }

@@ -72,6 +72,11 @@ class GRPOStageConfig(GRPOConfig):
     heldout_eval_steps: int = field(default=10, metadata={"help": "evaluate held-out queries every N steps"})
     heldout_limit: int | None = field(default=None, metadata={"help": "only the first N held-out rows"})
     heldout_max_new_tokens: int = field(default=64, metadata={"help": "greedy tokens per held-out answer"})
+    heldout_samples: int = field(
+        default=0,
+        metadata={"help": "also sample k answers per held-out query at `temperature` (fixed seed, training RNG "
+                  "untouched) and record their mean verifier reward, GRPO's objective; 0: greedy only"},
+    )
 
     # sampling past the trained length
     dca: dict | str | None = field(  # str: a JSON object or "CHUNK_SIZE,LOCAL_SIZE" on the command line
@@ -98,6 +103,8 @@ class GRPOStageConfig(GRPOConfig):
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.score_samples < 2:
             raise ConfigError(f"score_samples must be >= 2 to measure a variance, got {self.score_samples}")
+        if self.heldout_samples < 0:
+            raise ConfigError(f"heldout_samples must be >= 0, got {self.heldout_samples}")
         if self.provenance_table_rows < 0:
             raise ConfigError(f"provenance_table_rows must be >= 0, got {self.provenance_table_rows}")
 

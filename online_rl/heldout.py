@@ -1,9 +1,16 @@
 """The held-out reward curve of a GRPO run: every `heldout_eval_steps` optimizer steps (and at steps 0 and the
 last) the policy answers the held-out queries greedily, the reward service scores the answers, and the run
 appends {step, verifier_mean, accuracy, format_rate, reward_mean} to `<output_dir>/heldout_reward.jsonl` and
-redraws `<output_dir>/reward_curve.png`. Greedy decoding draws no random numbers, so the evaluations leave
-the training RNG, and with it an exact resume, untouched. The main process alone generates, on its unwrapped
-model: fine on one process or with DDP, not with ZeRO-3's sharded weights (there, evaluate the checkpoints).
+redraws `<output_dir>/reward_curve.png`.
+
+With `samples` k > 0 each evaluation also draws k responses per query at the training temperature and records
+their mean verifier reward (`sampled_verifier_mean`). That is the expected reward of the sampling policy, the
+quantity GRPO maximises, and it averages k answers per query where greedy has one 0/1 answer. The samples come
+from a fixed seed inside `torch.random.fork_rng`: every evaluation uses the same random stream, and the training
+RNG (with it, an exact resume) is untouched.
+
+The main process alone generates, on its unwrapped model: fine on one process or with DDP, not with ZeRO-3's
+sharded weights (there, evaluate the checkpoints).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import json
 import os
 from pathlib import Path
 
+import torch
 from transformers import TrainerCallback
 
 from pipeline.evaluate import generate_answers
@@ -26,11 +34,14 @@ def plot_curve(points: list[dict], path: str | os.PathLike, *, title: str) -> No
 
     steps = [p["step"] for p in points]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, [p["verifier_mean"] for p in points], "o-", label="verifier reward (mean)")
+    ax.plot(steps, [p["verifier_mean"] for p in points], "o-", label="verifier reward, greedy")
+    if all(p.get("sampled_verifier_mean") is not None for p in points):
+        k = points[-1].get("samples")
+        ax.plot(steps, [p["sampled_verifier_mean"] for p in points], "^-", label=f"verifier reward, {k} samples/query")
     if all(p.get("reward_mean") is not None for p in points):
-        ax.plot(steps, [p["reward_mean"] for p in points], "s--", label="total reward (mean)")
+        ax.plot(steps, [p["reward_mean"] for p in points], "s--", label="total reward, greedy")
     ax.set_xlabel("GRPO step")
-    ax.set_ylabel("held-out reward")
+    ax.set_ylabel("held-out reward (mean)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -45,39 +56,76 @@ def plot_curve(points: list[dict], path: str | os.PathLike, *, title: str) -> No
 class HeldoutRewardCallback(TrainerCallback):
     """Greedy held-out evaluation every `every` steps, scored by the reward service; JSONL + PNG in output_dir."""
 
-    def __init__(self, rows: list[dict], client, *, every: int, max_new_tokens: int, batch_size: int = 32):
+    def __init__(
+        self,
+        rows: list[dict],
+        client,
+        *,
+        every: int,
+        max_new_tokens: int,
+        batch_size: int = 32,
+        samples: int = 0,
+        temperature: float = 1.0,
+        seed: int = 0,
+    ):
         self.rows, self.client, self.every = rows, client, every
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.samples, self.temperature, self.seed = samples, temperature, seed
         self.points: list[dict] = []
 
     def _files(self, args) -> tuple[Path, Path]:
         out = Path(args.output_dir)
         return out / "heldout_reward.jsonl", out / "reward_curve.png"
 
+    def _verifier_scores(self, rows: list[dict], answers: list[str]) -> list[dict]:
+        results = self.client.score(
+            [{"prompt": r["prompt"], "response": a, "reference": r["reference"]} for r, a in zip(rows, answers)]
+        )
+        return [{"reward": res["reward"], **(res["components"].get("verifier") or {})} for res in results]
+
     def evaluate(self, model, tokenizer, step: int) -> dict:
         was_training = model.training
         model.eval()
+        prompts = [r["prompt"] for r in self.rows]
         answers = generate_answers(
-            model, tokenizer, [r["prompt"] for r in self.rows], max_new_tokens=self.max_new_tokens,
-            batch_size=self.batch_size, desc=f"held-out @ step {step}",
+            model, tokenizer, prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+            desc=f"held-out @ step {step}",
         )  # fmt: skip
+        sampled = None
+        if self.samples:
+            devices = [model.device] if getattr(model, "device", None) is not None and model.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)
+                sampled = generate_answers(
+                    model, tokenizer, prompts, max_new_tokens=self.max_new_tokens,
+                    batch_size=max(1, self.batch_size // self.samples), desc=f"held-out @ step {step}, sampled",
+                    num_samples=self.samples, temperature=self.temperature,
+                )  # fmt: skip
         tokenizer.padding_side = "left"
         if was_training:
             model.train()
-        results = self.client.score(
-            [{"prompt": r["prompt"], "response": a, "reference": r["reference"]} for r, a in zip(self.rows, answers)]
-        )
-        verifiers = [(res["components"].get("verifier") or {}) for res in results]
-        n = len(results)
-        return {
+        verifiers = self._verifier_scores(self.rows, answers)
+        n = len(verifiers)
+        point = {
             "step": step,
             "n": n,
             "verifier_mean": sum(v.get("score", 0.0) for v in verifiers) / n,
             "accuracy": sum(bool(v.get("passed")) for v in verifiers) / n,
             "format_rate": sum(bool(v.get("format_ok")) for v in verifiers) / n,
-            "reward_mean": sum(res["reward"] for res in results) / n,
+            "reward_mean": sum(v["reward"] for v in verifiers) / n,
             "example": answers[0][:120],
         }
+        if sampled is not None:
+            repeated = [r for r in self.rows for _ in range(self.samples)]  # prompt-major, as generate_answers
+            scores = self._verifier_scores(repeated, sampled)
+            point |= {
+                "samples": self.samples,
+                "temperature": self.temperature,
+                "sampled_verifier_mean": sum(v.get("score", 0.0) for v in scores) / len(scores),
+                "sampled_accuracy": sum(bool(v.get("passed")) for v in scores) / len(scores),
+                "sampled_reward_mean": sum(v["reward"] for v in scores) / len(scores),
+            }
+        return point
 
     def _record(self, args, state, model, tokenizer) -> None:
         if not state.is_world_process_zero or any(p["step"] == state.global_step for p in self.points):
@@ -88,10 +136,11 @@ class HeldoutRewardCallback(TrainerCallback):
         tmp = jsonl.with_name(jsonl.name + ".tmp")
         tmp.write_text("".join(json.dumps(p) + "\n" for p in self.points))
         os.replace(tmp, jsonl)
-        plot_curve(self.points, png, title=f"GRPO held-out reward ({point['n']} queries, greedy)")
+        plot_curve(self.points, png, title=f"GRPO held-out reward ({point['n']} queries)")
         print(
             f"[held-out] step {point['step']}: verifier {point['verifier_mean']:.3f}  accuracy {point['accuracy']:.3f}"
-            f"  reward {point['reward_mean']:.3f}",
+            f"  reward {point['reward_mean']:.3f}"
+            + (f"  sampled verifier {point['sampled_verifier_mean']:.3f}" if "sampled_verifier_mean" in point else ""),
             flush=True,
         )
 

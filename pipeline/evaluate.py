@@ -36,18 +36,34 @@ class EvalResult:
 
 @torch.inference_mode()
 def generate_answers(
-    model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, batch_size: int, desc: str = "eval"
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str = "eval",
+    num_samples: int = 0,
+    temperature: float = 1.0,
 ) -> list[str]:
-    """Greedy completions for chat prompts, in order."""
+    """Completions for chat prompts, in order: greedy (num_samples 0), or `num_samples` per prompt sampled at
+    `temperature` (plain sampling, no top-k/top-p), prompt-major: prompt 0's samples first. Sampling draws from
+    the global torch RNG: callers that must not disturb it wrap the call in `torch.random.fork_rng()`."""
     tokenizer.padding_side = "left"
+    device = getattr(model, "device", None)
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0, "num_return_sequences": num_samples}
+        if num_samples
+        else {"do_sample": False}
+    )
     answers: list[str] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch"):
         chunk = prompts[start : start + batch_size]
         texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in chunk]
         batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        out = model.generate(
-            **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-        )
+        if device is not None:
+            batch = batch.to(device)
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
         new_tokens = out[:, batch["input_ids"].shape[1] :]  # (batch, new) after the left-padded prompt
         answers.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     return answers

@@ -421,6 +421,12 @@ def format_table(results: dict) -> str:
         "grpo": _note(
             summaries.get("grpo"),
             "train reward {first_reward:.2f} -> {last_reward:.2f}, held-out verifier reward "
+            "{heldout_verifier_first:.3f} -> {heldout_verifier_last:.3f} greedy, "
+            "{heldout_sampled_verifier_first:.3f} -> {heldout_sampled_verifier_last:.3f} sampled, {steps} steps",
+        )
+        or _note(
+            summaries.get("grpo"),
+            "train reward {first_reward:.2f} -> {last_reward:.2f}, held-out verifier reward "
             "{heldout_verifier_first:.3f} -> {heldout_verifier_last:.3f}, {steps} steps",
         )
         or _note(summaries.get("grpo"), "train reward {first_reward:.2f} -> {last_reward:.2f}, {steps} steps"),
