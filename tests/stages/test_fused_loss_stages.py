@@ -110,14 +110,17 @@ def test_sft_fused_matches_trl_head_with_grad_accumulation(micro_base, stage_dat
     _assert_same_grads(_grads(model), trl_grads)
 
 
-def test_dpo_fused_logps_loss_and_grads_match_full_logits(micro_base, stage_data, tmp_path, op_calls):
+@pytest.mark.parametrize("sft_weight", [None, 0.7], ids=["sigmoid", "sigmoid+sft"])
+def test_dpo_fused_logps_loss_and_grads_match_full_logits(micro_base, stage_data, tmp_path, op_calls, sft_weight):
+    """sigmoid+sft: configs/dpo/tiny.yaml's loss (DPO + NLL of the chosen answer, RPO), a weight other than 1."""
     from trl import DPOTrainer
 
     from offline_rl.config import DPOStageConfig
 
+    losses = {} if sft_weight is None else {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, sft_weight]}
     args = DPOStageConfig(
         output_dir=str(tmp_path), bf16=False, report_to="none", max_length=256, per_device_train_batch_size=4,
-        beta=0.1, seed=0,
+        beta=0.1, seed=0, **losses,
     )  # fmt: skip
     rows = load_records(stage_data["preference"], key="dataset_path", columns=["prompt", "chosen", "rejected"])
     model = load_model(micro_base).train()
@@ -136,6 +139,10 @@ def test_dpo_fused_logps_loss_and_grads_match_full_logits(micro_base, stage_data
         ref_chosen, ref_rejected = naive_logps(trainer.ref_model).chunk(2)
     chosen, rejected = naive_logps(model).chunk(2)
     naive = -F.logsigmoid(0.1 * ((chosen - ref_chosen) - (rejected - ref_rejected))).mean()
+    if sft_weight is not None:  # mean NLL over the chosen answers' completion tokens
+        chosen_labels = labels.chunk(2)[0][:, 1:]
+        per_token = naive_causal_lm_token_logps(model(**inputs, use_cache=False).logits, labels).chunk(2)[0]
+        naive = naive + sft_weight * -per_token[chosen_labels != -100].mean()
     naive.backward()
     naive_grads = _grads(model)
 
