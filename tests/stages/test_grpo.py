@@ -338,6 +338,7 @@ def test_score_then_train_writes_order_provenance_metrics_and_curve(micro_base, 
         assert all(key in r for r in step_logs), key
     points = [json.loads(line) for line in (tmp_path / "heldout_reward.jsonl").read_text().splitlines()]
     assert [p["step"] for p in points] == [0, 1, 2] and all(0 <= p["verifier_mean"] <= 1 for p in points)
+    assert all(p["samples"] == 4 and 0 <= p["sampled_verifier_mean"] <= 1 for p in points)  # tiny.yaml's heldout_samples
     assert (tmp_path / "reward_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
