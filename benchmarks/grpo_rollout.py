@@ -5,11 +5,13 @@
          reward-service app (verifier component; served by uvicorn in a thread of this process, loopback)
   plain  GRPOTrainer on `AutoModelForCausalLM.from_pretrained(..., attn_implementation="sdpa")` with a local
          Python reward function calling the same verifier in-process
+  ours_attention  our model (as ours) with plain's local reward function: splits ours/plain into the
+         attention's share and the reward service's (HTTP, JSON, the service's batching) share
 
 Both: the same checkpoint, queries (tiny arithmetic), num_generations 8, 8 queries per step, the tiny config's
 max_completion_length and temperature, seed 0; --warmup steps are run and not timed, then --steps steps are
 timed. Reported per variant: mean step time (generation + reward + loss + optimizer step), generated tokens/s
-(completion tokens of a step / its time) and peak RSS of the process so far; and the ratios ours/plain.
+(completion tokens of a step / its time) and peak RSS of the process so far; and the ratios ours/plain and ours_attention/plain.
 
     .venv/bin/python benchmarks/grpo_rollout.py                          # runs/tiny/dpo if it exists, else a
     .venv/bin/python benchmarks/grpo_rollout.py --model runs/tiny/dpo    # random-init tiny preset
@@ -91,6 +93,9 @@ def run_variant(name: str, model_dir: Path, args, url: str) -> dict:
     if name == "ours":
         model = load_model(model_dir)
         reward = ServiceReward([url], timeout=60, retries=2, num_generations=8)
+    elif name == "ours_attention":  # splits the ratio: our attention alone, the same local reward as plain
+        model = load_model(model_dir)
+        reward = local_verifier_reward
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", dtype=torch.float32)
         reward = local_verifier_reward
@@ -139,19 +144,20 @@ def main() -> None:
         model_dir = init_base_checkpoint(Path(tmp.name) / "tiny", model_config="tiny", corpus=corpus, seed=0)
         print(f"no --model: random-init tiny preset at {model_dir}", flush=True)
     url, server = serve_in_thread()
-    results = [run_variant(name, model_dir, args, url) for name in ("plain", "ours")]
+    results = [run_variant(name, model_dir, args, url) for name in ("plain", "ours_attention", "ours")]
     server.should_exit = True
     for r in results:
         print(
-            f"{r['variant']:5s}  step {r['step_s']:.2f} s  generated {r['gen_tokens_per_s']:.0f} tokens/s  "
+            f"{r['variant']:14s}  step {r['step_s']:.2f} s  generated {r['gen_tokens_per_s']:.0f} tokens/s  "
             f"(mean completion {r['mean_completion_len']:.1f} tokens)  peak RSS {r['peak_rss_mb']:.0f} MB",
             flush=True,
         )
-    plain, ours = results
-    print(
-        f"ours/plain: step time {ours['step_s'] / plain['step_s']:.2f}x, "
-        f"generated tokens/s {ours['gen_tokens_per_s'] / plain['gen_tokens_per_s']:.2f}x  (model {model_dir})"
-    )
+    plain, attention, ours = results
+    for label, r in (("ours/plain", ours), ("ours_attention/plain", attention)):
+        print(
+            f"{label}: step time {r['step_s'] / plain['step_s']:.2f}x, "
+            f"generated tokens/s {r['gen_tokens_per_s'] / plain['gen_tokens_per_s']:.2f}x  (model {model_dir})"
+        )
     if tmp:
         tmp.cleanup()
 
