@@ -11,7 +11,8 @@
 Both: the same checkpoint, queries (tiny arithmetic), num_generations 8, 8 queries per step, the tiny config's
 max_completion_length and temperature, seed 0; --warmup steps are run and not timed, then --steps steps are
 timed. Reported per variant: mean step time (generation + reward + loss + optimizer step), generated tokens/s
-(completion tokens of a step / its time) and peak RSS of the process so far; and the ratios ours/plain and ours_attention/plain.
+(completion tokens of a step / its time) and peak RSS of the process so far; and the ratios ours/plain and
+ours_attention/plain.
 
     .venv/bin/python benchmarks/grpo_rollout.py                          # runs/tiny/dpo if it exists, else a
     .venv/bin/python benchmarks/grpo_rollout.py --model runs/tiny/dpo    # random-init tiny preset
@@ -90,15 +91,14 @@ def run_variant(name: str, model_dir: Path, args, url: str) -> dict:
 
     tokenizer = load_tokenizer(model_dir)
     tokenizer.padding_side = "left"
-    if name == "ours":
-        model = load_model(model_dir)
-        reward = ServiceReward([url], timeout=60, retries=2, num_generations=8)
-    elif name == "ours_attention":  # splits the ratio: our attention alone, the same local reward as plain
-        model = load_model(model_dir)
-        reward = local_verifier_reward
-    else:
+    if name == "plain":
         model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", dtype=torch.float32)
-        reward = local_verifier_reward
+    else:
+        model = load_model(model_dir)
+    # ours_attention: our attention alone, plain's local reward; splits ours/plain into attention and service
+    reward = local_verifier_reward
+    if name == "ours":
+        reward = ServiceReward([url], timeout=60, retries=2, num_generations=8)
     total = args.warmup + args.steps
     with tempfile.TemporaryDirectory() as out:
         cfg = GRPOConfig(

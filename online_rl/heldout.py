@@ -77,11 +77,19 @@ class HeldoutRewardCallback(TrainerCallback):
         out = Path(args.output_dir)
         return out / "heldout_reward.jsonl", out / "reward_curve.png"
 
-    def _verifier_scores(self, rows: list[dict], answers: list[str]) -> list[dict]:
+    def _score(self, rows: list[dict], answers: list[str]) -> dict:
+        """Means over the answers: verifier reward, accuracy, format rate (the verifier's) and total reward."""
         results = self.client.score(
             [{"prompt": r["prompt"], "response": a, "reference": r["reference"]} for r, a in zip(rows, answers)]
         )
-        return [{"reward": res["reward"], **(res["components"].get("verifier") or {})} for res in results]
+        verifiers = [res["components"].get("verifier") or {} for res in results]
+        n = len(results)
+        return {
+            "verifier_mean": sum(v.get("score", 0.0) for v in verifiers) / n,
+            "accuracy": sum(bool(v.get("passed")) for v in verifiers) / n,
+            "format_rate": sum(bool(v.get("format_ok")) for v in verifiers) / n,
+            "reward_mean": sum(res["reward"] for res in results) / n,
+        }
 
     def evaluate(self, model, tokenizer, step: int) -> dict:
         was_training = model.training
@@ -93,8 +101,7 @@ class HeldoutRewardCallback(TrainerCallback):
         )  # fmt: skip
         sampled = None
         if self.samples:
-            devices = [model.device] if getattr(model, "device", None) is not None and model.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
                 torch.manual_seed(self.seed)
                 sampled = generate_answers(
                     model, tokenizer, prompts, max_new_tokens=self.max_new_tokens,
@@ -104,26 +111,16 @@ class HeldoutRewardCallback(TrainerCallback):
         tokenizer.padding_side = "left"
         if was_training:
             model.train()
-        verifiers = self._verifier_scores(self.rows, answers)
-        n = len(verifiers)
-        point = {
-            "step": step,
-            "n": n,
-            "verifier_mean": sum(v.get("score", 0.0) for v in verifiers) / n,
-            "accuracy": sum(bool(v.get("passed")) for v in verifiers) / n,
-            "format_rate": sum(bool(v.get("format_ok")) for v in verifiers) / n,
-            "reward_mean": sum(v["reward"] for v in verifiers) / n,
-            "example": answers[0][:120],
-        }
+        point = {"step": step, "n": len(self.rows), **self._score(self.rows, answers), "example": answers[0][:120]}
         if sampled is not None:
             repeated = [r for r in self.rows for _ in range(self.samples)]  # prompt-major, as generate_answers
-            scores = self._verifier_scores(repeated, sampled)
+            means = self._score(repeated, sampled)
             point |= {
                 "samples": self.samples,
                 "temperature": self.temperature,
-                "sampled_verifier_mean": sum(v.get("score", 0.0) for v in scores) / len(scores),
-                "sampled_accuracy": sum(bool(v.get("passed")) for v in scores) / len(scores),
-                "sampled_reward_mean": sum(v["reward"] for v in scores) / len(scores),
+                "sampled_verifier_mean": means["verifier_mean"],
+                "sampled_accuracy": means["accuracy"],
+                "sampled_reward_mean": means["reward_mean"],
             }
         return point
 

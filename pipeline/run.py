@@ -418,18 +418,7 @@ def format_table(results: dict) -> str:
         "base": "random init",
         "sft": _note(summaries.get("sft"), "loss {first_loss:.2f} -> {last_loss:.2f}, {steps} steps"),
         "dpo": _note(summaries.get("dpo"), "eval pair accuracy {eval_reward_accuracy:.2f}, {steps} steps"),
-        "grpo": _note(
-            summaries.get("grpo"),
-            "train reward {first_reward:.2f} -> {last_reward:.2f}, held-out verifier reward "
-            "{heldout_verifier_first:.3f} -> {heldout_verifier_last:.3f} greedy, "
-            "{heldout_sampled_verifier_first:.3f} -> {heldout_sampled_verifier_last:.3f} sampled, {steps} steps",
-        )
-        or _note(
-            summaries.get("grpo"),
-            "train reward {first_reward:.2f} -> {last_reward:.2f}, held-out verifier reward "
-            "{heldout_verifier_first:.3f} -> {heldout_verifier_last:.3f}, {steps} steps",
-        )
-        or _note(summaries.get("grpo"), "train reward {first_reward:.2f} -> {last_reward:.2f}, {steps} steps"),
+        "grpo": _grpo_note(summaries.get("grpo")),
     }
     lines = [
         f"Experiment {results['experiment']}: held-out math ({n} queries, greedy); "
@@ -456,6 +445,17 @@ def format_table(results: dict) -> str:
     times = ", ".join(f"{k} {v:.0f}s" for k, v in results["stage_time_s"].items())
     lines.append(f"Stage times: {times}")
     return "\n".join(lines)
+
+
+def _grpo_note(summary: dict | None) -> str:
+    """The fullest of: train reward + held-out greedy and sampled verifier reward; + greedy only; train only."""
+    train = "train reward {first_reward:.2f} -> {last_reward:.2f}, "
+    heldout = "held-out verifier reward {heldout_verifier_first:.3f} -> {heldout_verifier_last:.3f}"
+    sampled = " greedy, {heldout_sampled_verifier_first:.3f} -> {heldout_sampled_verifier_last:.3f} sampled"
+    for fmt in (train + heldout + sampled + ", ", train + heldout + ", ", train):
+        if note := _note(summary, fmt + "{steps} steps"):
+            return note
+    return ""
 
 
 def _note(summary: dict | None, fmt: str) -> str:
