@@ -110,6 +110,11 @@ def draw_constraints(rng: random.Random, count: int, pool: tuple[str, ...] = SUP
     return chosen
 
 
+def draw_rules(rng: random.Random, count: int, body_text: str) -> list[tuple[str, dict]]:
+    """`draw_constraints`' ids, each with arguments drawn for `body_text` and validated: (constraint id, kwargs)."""
+    return [(cid, CONSTRAINTS[cid].validate(_kwargs(cid, rng, body_text))) for cid in draw_constraints(rng, count)]
+
+
 def _count_sentence(keyword: str, times: int) -> list[str]:
     return [f"A {keyword} is a useful {FILLER_WORDS[i % len(FILLER_WORDS)]} to keep in mind." for i in range(times)]
 
@@ -223,7 +228,7 @@ def composed_candidates(topic: str, constraints: list[tuple[str, dict]], prompt:
     return gold, out
 
 
-def _reference(constraints: list[tuple[str, dict]], prompt: str) -> dict:
+def instruction_reference(constraints: list[tuple[str, dict]], prompt: str) -> dict:
     return {"type": "instruction", "constraints": [{"kind": cid, **kw} for cid, kw in constraints], "prompt": prompt}
 
 
@@ -237,8 +242,7 @@ def procedural_queries(area: InstructionAreaConfig, seed: int, taken: set[str]) 
             raise ValueError(f"areas.instruction.procedural: could only make {len(queries)} distinct prompts")
         topic, task = rng.choice(TOPICS), rng.choice(TASKS)
         body_text = " ".join(SENTENCES).format(topic=topic, Topic=topic)
-        ids = draw_constraints(rng, rng.randint(1, area.max_constraints))
-        constraints = [(cid, CONSTRAINTS[cid].validate(_kwargs(cid, rng, body_text))) for cid in ids]
+        constraints = draw_rules(rng, rng.randint(1, area.max_constraints), body_text)
         prompt = " ".join([task.format(topic=topic), *(CONSTRAINTS[cid].describe(kw) for cid, kw in constraints)])
         if prompt in taken:
             continue
@@ -247,7 +251,7 @@ def procedural_queries(area: InstructionAreaConfig, seed: int, taken: set[str]) 
         if gold is None:
             dropped["composer could not follow the constraints"] += 1
             continue
-        queries.append(Query(CATEGORY, (user_message(prompt),), _reference(constraints, prompt),
+        queries.append(Query(CATEGORY, (user_message(prompt),), instruction_reference(constraints, prompt),
                              "procedural:instruction", tuple(offline), gold, prompt))
     return queries, dropped
 
@@ -270,8 +274,9 @@ def seed_queries(area: InstructionAreaConfig, seed: int, taken: set[str]) -> tup
             if all(cid in SUPPORTED for cid, _ in constraints):
                 gold, offline = composed_candidates("this topic", constraints, parsed.prompt,
                                                     f"{seed}:{parsed.prompt}")
-            queries.append(Query(CATEGORY, (user_message(parsed.prompt),), _reference(constraints, parsed.prompt),
-                                 f"seed:ifeval:{parsed.ref}", tuple(offline), gold, parsed.prompt))
+            reference = instruction_reference(constraints, parsed.prompt)
+            queries.append(Query(CATEGORY, (user_message(parsed.prompt),), reference, f"seed:ifeval:{parsed.ref}",
+                                 tuple(offline), gold, parsed.prompt))
     if area.max_seed_queries is not None:
         queries = queries[: area.max_seed_queries]
     return queries, dropped

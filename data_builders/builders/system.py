@@ -14,8 +14,7 @@ that ignores the system prompt.
 import random
 from collections import Counter
 
-from data_builders.builders.instruction import TASKS, TOPICS, composed_candidates, draw_constraints
-from data_builders.builders.instruction import _kwargs as constraint_kwargs
+from data_builders.builders.instruction import TASKS, TOPICS, composed_candidates, draw_rules, instruction_reference
 from data_builders.config import SystemAreaConfig
 from data_builders.generators import Generator, Query
 from data_builders.records import user_message
@@ -44,8 +43,7 @@ POLICIES = (
 
 def system_prompt(rng: random.Random, count: int, topic_text: str) -> tuple[str, list[tuple[str, dict]]]:
     """A system prompt and its format rules as (constraint id, kwargs)."""
-    ids = draw_constraints(rng, count)
-    rules = [(cid, CONSTRAINTS[cid].validate(constraint_kwargs(cid, rng, topic_text))) for cid in ids]
+    rules = draw_rules(rng, count, topic_text)
     formats = " ".join(CONSTRAINTS[cid].describe(kw) for cid, kw in rules)
     text = f"{rng.choice(PERSONAS)} {rng.choice(TONES)} Format rules for every reply: {formats} {rng.choice(POLICIES)}"
     return text, rules
@@ -73,7 +71,7 @@ def make_queries(area: SystemAreaConfig, seed: int, generator: Generator | None 
         if gold is None:
             dropped["composer could not follow the system prompt"] += 1
             continue
-        reference = {"type": "instruction", "constraints": [{"kind": cid, **kw} for cid, kw in rules], "prompt": key}
         messages = ({"role": "system", "content": system}, user_message(user))
-        queries.append(Query(CATEGORY, messages, reference, "procedural:system", tuple(offline), gold, key))
+        queries.append(Query(CATEGORY, messages, instruction_reference(rules, key), "procedural:system",
+                             tuple(offline), gold, key))  # fmt: skip
     return queries, dropped
