@@ -1,5 +1,6 @@
-"""The GRPO held-out curve's sampled estimate (online_rl/heldout.py): what it scores, in which order, with which
-seed, and that it leaves the training RNG alone (exact resume depends on it)."""
+"""GRPO's end-of-run reports, without a training run: the held-out curve's sampled estimate (online_rl/heldout.py:
+what it scores, in which order, with which seed, and that it leaves the training RNG alone, which exact resume
+depends on) and the wandb table of provenance samples (online_rl/rewards.py)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,68 @@ def test_greedy_only_without_samples(policy):
     client = RecordingClient()
     point = HeldoutRewardCallback(ROWS, client, every=1, max_new_tokens=6).evaluate(model, tok, 0)
     assert len(client.items) == len(ROWS) and "sampled_verifier_mean" not in point
+
+
+# ---------------------------------------------------------------- the provenance table (online_rl/rewards.py)
+
+
+def _provenance_rows(n: int) -> list[dict]:
+    return [
+        {"policy_step": i // 4, "query_id": f"q{i // 4}", "sample_index": i % 4, "prompt": [{"role": "user",
+         "content": f"p{i}"}], "completion": f"c{i}", "reward": i / n, "components": {"verifier": float(i % 2)},
+         "verifier": {"passed": bool(i % 2), "details": {"got": str(i)}}}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _end_args(report_to):
+    return (type("Args", (), {"report_to": report_to})(), type("State", (), {"is_world_process_zero": True})())
+
+
+def test_provenance_table_samples_rows_into_wandb(tmp_path, monkeypatch):
+    import wandb
+
+    from online_rl.rewards import ProvenanceCallback, ProvenanceLog
+
+    log = ProvenanceLog(tmp_path / "provenance.jsonl")
+    log.append(_provenance_rows(20))
+    logged: list[dict] = []
+    monkeypatch.setattr(wandb, "run", object())  # an active run, without starting one
+    monkeypatch.setattr(wandb, "log", logged.append)
+    args, state = _end_args(["wandb"])
+    ProvenanceCallback(log, table_rows=6, seed=3).on_train_end(args, state, None)
+
+    (entry,) = logged
+    table = entry["provenance_samples"]
+    assert entry["provenance_rows"] == 20 and len(table.data) == 6
+    assert table.columns[:3] == ["policy_step", "query_id", "sample_index"]
+    by_completion = {r["completion"]: r for r in log.rows()}
+    for step, qid, index, _prompt, completion, reward, components, passed, details in table.data:
+        source = by_completion[completion]  # every table row is a logged sample, its fields intact
+        assert (step, qid, index, reward, passed) == (
+            source["policy_step"], source["query_id"], source["sample_index"], source["reward"],
+            source["verifier"]["passed"],
+        )  # fmt: skip
+        assert json.loads(components) == source["components"] and json.loads(details) == source["verifier"]["details"]
+    keys = [(row[0], row[1], row[2]) for row in table.data]
+    assert keys == sorted(keys)  # ordered by step, query, sample
+    logged.clear()  # the same seed draws the same rows
+    ProvenanceCallback(log, table_rows=6, seed=3).on_train_end(args, state, None)
+    assert [row[4] for row in logged[0]["provenance_samples"].data] == [row[4] for row in table.data]
+
+
+def test_provenance_table_only_when_wandb_reports(tmp_path, monkeypatch):
+    import wandb
+
+    from online_rl.rewards import ProvenanceCallback, ProvenanceLog
+
+    log = ProvenanceLog(tmp_path / "provenance.jsonl")
+    log.append(_provenance_rows(4))
+    logged: list[dict] = []
+    monkeypatch.setattr(wandb, "run", object())
+    monkeypatch.setattr(wandb, "log", logged.append)
+    ProvenanceCallback(log, table_rows=6, seed=0).on_train_end(*_end_args(["none"]), None)
+    ProvenanceCallback(log, table_rows=0, seed=0).on_train_end(*_end_args(["wandb"]), None)
+    assert logged == []
+    ProvenanceCallback(log, table_rows=6, seed=0).on_train_end(*_end_args(["wandb"]), None)
+    assert len(logged[0]["provenance_samples"].data) == 4  # fewer rows than asked for: all of them
