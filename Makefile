@@ -1,10 +1,12 @@
 # Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv and installs on first use.
+# Test tiers (docs/testing.md): test-fast (edit-test loop), test (what the README promises and CI calls), test-slow.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST := WANDB_MODE=offline $(BIN)/pytest -q
 
-.PHONY: demo test test-all install clean
+.PHONY: demo test test-fast test-slow lint-imports install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,8 +20,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	WANDB_MODE=offline $(BIN)/qwenpost pipeline --config configs/pipeline/tiny.yaml
 
+# the whole suite that must pass: unit tests plus every end-to-end tier (stages, servers, the pipeline)
 test: $(STAMP)
-	WANDB_MODE=offline $(BIN)/pytest -q
+	$(PYTEST)
+
+# unit tier: no stage run as a process, no model trained for more than a few steps (under a minute on 2 cores)
+test-fast: $(STAMP)
+	$(PYTEST) -m "not e2e and not slow and not gpu"
+
+# SIGKILL resumes of every stage, DDP, DeepSpeed ZeRO-2/3 and the bigger grids; CI runs it after `make test`
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
+
+# the layers contract alone (tests/test_architecture.py runs it inside `make test`)
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf runs wandb .pytest_cache

@@ -27,7 +27,7 @@ from data_builders.filters import row_text
 from data_builders.filters.decontaminate import Decontaminator, lcs_length
 from data_builders.filters.dedup import near_duplicates
 from data_builders.generators import ProceduralGenerator
-from data_builders.tokens import words
+from verifiers.tokens import words
 
 AREAS = {"long": {"k": 3}, "structured": {}, "logic": {"k": 5}, "cross_lingual": {"k": 5}, "system": {}}
 

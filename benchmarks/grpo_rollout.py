@@ -51,7 +51,8 @@ def serve_in_thread():
 
     import uvicorn
 
-    from reward.service import ServeConfig, create_app
+    from reward.app import create_app
+    from reward.config import ServeConfig
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,8 +66,8 @@ def serve_in_thread():
 
 
 def local_verifier_reward(completions, reference, **kwargs):
-    from data_builders.verifiers import verify
     from reward.client import completion_text
+    from verifiers import verify
 
     return [verify(completion_text(c), json.loads(r)).score for c, r in zip(completions, reference, strict=True)]
 

@@ -43,7 +43,7 @@ def child(variant: str, tokens: int, device: str, layers: int | None, vocab: int
     import torch
 
     from qwen25.attention import registration
-    from qwen25.attention.dca import disable_dca
+    from qwen25.attention.registration import disable_dca
     from qwen25.model import build_model, load_preset, make_config
 
     overrides = {} if layers is None else {"num_hidden_layers": layers}

@@ -32,8 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_builders.sandbox import SandboxJob, SandboxLimits, run_many  # noqa: E402
-from data_builders.sandbox import isolation, zygote  # noqa: E402
+from sandbox import SandboxJob, SandboxLimits, isolation, run_many, zygote  # noqa: E402  # noqa: E402
 
 VARIANTS = {"full": "", "exec-chain": "zygote", "no-netns": "netns", "no-ns": "netns,mountns",
             "no-cgroups": "cgroups", "bare": None}

@@ -11,7 +11,7 @@ import argparse
 import statistics
 import time
 
-from data_builders.verifiers import verify
+from verifiers import verify
 
 TWELVE = {"type": "math", "answer": "12"}
 CASES = [

@@ -14,10 +14,17 @@ In-process: `main(argv)`; `from data_builders.builders import build_areas`; `fro
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from data_builders.arithmetic import build_with_stats
-from data_builders.config import DataConfig, parse_config
+from data_builders.builders import build_areas
+from data_builders.config import DataConfig
+from data_builders.filters import apply_filters, parse_filters
+from data_builders.filters.decontaminate import read_eval_file
+from data_builders.generators import make_generator
+from data_builders.mixture import apply_mixture, histogram_png, parse_mixture, summary_table
 from data_builders.writer import write
+from stagekit.config import parse_config
 
 BUILDER = "arithmetic"
 SHOWN_REASONS = 8  # rejection reasons printed per area; the manifest keeps them all
@@ -59,17 +66,12 @@ def summary(
 def _preflight(config: DataConfig) -> list[str]:
     """Read the evaluation files of `filters.decontaminate` and check that long documents exist, so a wrong path
     stops the build before hours of sampling; returns the evaluation samples."""
-    from pathlib import Path
-
     long_area = config.area_configs().get("long")
     for path in getattr(long_area, "documents", []):
         if not Path(path).is_file():
             raise ValueError(f"config key 'areas.long.documents': file not found: {path}")
     if not config.filters:
         return []
-    from data_builders.filters import parse_filters
-    from data_builders.filters.decontaminate import read_eval_file
-
     return [text for path in parse_filters(config.filters).eval_files for text in read_eval_file(path)]
 
 
@@ -82,20 +84,13 @@ def build_all(config: DataConfig, progress: bool = True,
     splits, stats = build_with_stats(config)
     if not config.areas:
         return splits, stats, {}
-    from data_builders.builders import build_areas
-    from data_builders.generators import make_generator
-
     generator = make_generator(config.generator, seed=config.seed)
     area_rows, area_stats = build_areas(config, generator=generator, progress=progress)
     extras = {} if extras is None else extras
     if config.filters:
-        from data_builders.filters import apply_filters, parse_filters
-
         area_rows, extras["filters"] = apply_filters(area_rows, parse_filters(config.filters), generator,
                                                      tests=tests)
     if config.mixture:
-        from data_builders.mixture import apply_mixture, histogram_png, parse_mixture
-
         mixture = parse_mixture(config.mixture, list(config.area_configs()))
         area_rows["sft"], report = apply_mixture(area_rows.get("sft", []), mixture, config.seed)
         extras["files"] = {MIXTURE_PNG: histogram_png(report, approx=mixture.tokenizer is None)}
@@ -112,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     start = time.perf_counter()
     try:
-        config = parse_config(argv)
+        config = parse_config(DataConfig, argv)
         extras: dict = {}
         splits, stats, areas = build_all(config, extras=extras)
     except (ValueError, OSError) as exc:
@@ -143,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         print("  filters dropped: " + ", ".join(f"{step} {n}" for step, n in dropped.items())
               + f" (against {extras['filters']['eval_samples']} evaluation samples)")
     if "mixture" in extras:
-        from data_builders.mixture import summary_table
-
         print(f"  mixture (token lengths approx. unless mixture.tokenizer is set; histograms in {MIXTURE_PNG}):")
         print(summary_table(extras["mixture"]))
     return 0

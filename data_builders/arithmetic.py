@@ -28,7 +28,7 @@ from data_builders.records import (
     sft_record,
     user_message,
 )
-from data_builders.verifiers import VerifierResult, verify
+from verifiers import VerifierResult, verify
 
 CATEGORY = "math"
 SOURCE = "procedural:arithmetic"

@@ -2,8 +2,9 @@
 
     python -m data_builders --config configs/data/tiny.yaml --seed 3 --sft_size 100
 
-Values are checked when the dataclass is built, so a bad YAML or CLI value stops the run before any work, with
-the key named.
+`stagekit.config.parse_config(DataConfig, argv)` reads it, as every stage reads its own: unknown keys are refused
+naming the file, and values are checked when the dataclass is built, so a bad YAML or CLI value stops the run
+before any work, with the key named.
 
 The flat keys drive the arithmetic builder of the tiny demo. `areas` adds the verified areas (each an
 `AreaConfig` subclass, keys checked and named as `areas.<area>.<key>`) and `generator` picks the backend that
@@ -20,10 +21,12 @@ mappings, so they are set in YAML (argparse cannot take them on the command line
 """
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
+from data_builders.filters import parse_filters
+from data_builders.generators import BACKENDS, HFGenerator, OpenAIGenerator
+from data_builders.mixture import parse_mixture
 
 OPS = ("add", "sub", "mul", "div")
 FLAWS = ("off_by_one", "wrong_operation", "no_final_format", "wrong_step")
@@ -80,12 +83,8 @@ class DataConfig:
         if self.filters or self.mixture:
             _require(bool(areas), "areas", "at least one area when filters or mixture are set", self.areas)
         if self.filters:
-            from data_builders.filters import parse_filters
-
             parse_filters(self.filters)
         if self.mixture:
-            from data_builders.mixture import parse_mixture
-
             parse_mixture(self.mixture, list(areas))
         authored = areas.get("instruction_code")
         if isinstance(authored, InstructionCodeAreaConfig) and authored.author == "generator":
@@ -165,7 +164,7 @@ class LongAreaConfig(AreaConfig):
     max_sections: int = 8
     length_tolerance: float = 0.2  # ours: a response fits "about N words" when within N x (1 +- tolerance)
     max_response_tokens: int = 8192  # RECIPE.md: outputs up to 8,192 tokens
-    tokenizer: str | None = None  # local HF tokenizer for the token limit; None: data_builders.tokens' approximation
+    tokenizer: str | None = None  # local HF tokenizer for the token limit; None: verifiers.tokens' approximation
 
 
 @dataclass
@@ -287,22 +286,14 @@ def parse_area(name: str, values: object) -> AreaConfig:
 
 def check_generator(settings: object) -> None:
     """Refuse a `generator` section naming an unknown backend or options its backend does not take."""
-    import inspect
-
-    from data_builders.generators import BACKENDS
-
     _require(isinstance(settings, dict), "generator", "a mapping with a 'backend' key", settings)
     backend = settings.get("backend", "procedural")
     _require(backend in BACKENDS, "generator.backend", f"one of {list(BACKENDS)}", backend)
     if backend == "procedural":
         allowed: set[str] = set()
     elif backend == "hf":
-        from data_builders.generators.hf import HFGenerator
-
         allowed = set(inspect.signature(HFGenerator).parameters)
     else:
-        from data_builders.generators.openai_http import OpenAIGenerator
-
         allowed = set(inspect.signature(OpenAIGenerator).parameters)
     unknown = sorted(set(settings) - allowed - {"backend"})
     _require(not unknown, "generator", f"options of the {backend} backend {sorted(allowed)} (unknown: {unknown})",
@@ -322,31 +313,3 @@ def _require_choices(values: object, key: str, choices: tuple[str, ...], allow_e
     _require(not unknown, key, f"names from {list(choices)} (unknown: {unknown})", values)
     _require(len(set(values)) == len(values), key, "names without repeats", values)
     _require(allow_empty or bool(values), key, f"at least one of {list(choices)}", values)
-
-
-def check_config_file(path: str | Path) -> None:
-    """Refuse a YAML file with keys DataConfig does not have, naming the file and the keys.
-
-    TrlParser refuses them too; this gives the message the file name and the list of valid keys.
-    """
-    with open(path) as f:
-        try:
-            values = yaml.safe_load(f)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a YAML mapping of config keys, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(DataConfig)}
-    unknown = sorted(set(values) - known - {"env"})
-    if unknown:
-        raise ValueError(f"{path}: unknown config key(s) {unknown}; valid keys: {sorted(known)}")
-
-
-def parse_config(argv: list[str]) -> DataConfig:
-    """DataConfig from `--config FILE` (YAML) and CLI overrides, like every stage's `TrlParser` config."""
-    from trl import TrlParser
-
-    if "--config" in argv and argv.index("--config") + 1 < len(argv):
-        check_config_file(argv[argv.index("--config") + 1])
-    (config,) = TrlParser(dataclass_types=[DataConfig]).parse_args_and_config(args=argv)
-    return config

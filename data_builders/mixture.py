@@ -5,7 +5,7 @@ Configured by the `mixture` mapping of the data config:
     mixture:
       weights: {math: 0.2, code: 0.1, instruction: 0.15, ...}   # shares of the SFT split; every built area named
       sft_rows: 1000000        # the SFT rows the areas should give together; null: weights only shape the report
-      tokenizer: null          # local HF tokenizer for token lengths; null: data_builders.tokens' approximation
+      tokenizer: null          # local HF tokenizer for token lengths; null: verifiers.tokens' approximation
 
 With `sft_rows`, each area's quota is sft_rows x weight / sum(weights) (largest remainder, so quotas add up); an
 area with more rows keeps a subset chosen by a hash of (seed, row id), in build order, so the choice does not
@@ -19,7 +19,7 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from data_builders.tokens import count_tokens
+from verifiers.tokens import count_tokens
 
 _KEYS = {"weights", "sft_rows", "tokenizer"}
 

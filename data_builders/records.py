@@ -15,7 +15,7 @@ category and the prompt, so a rebuild gives the same ids.
 import hashlib
 import json
 
-from data_builders.verifiers import VERIFIERS, VerifierResult
+from verifiers import VERIFIERS, VerifierResult, parse_reference
 
 SFT_FIELDS = ("id", "category", "messages", "source", "verification")
 PREFERENCE_FIELDS = ("id", "category", "prompt", "chosen", "rejected", "reason")
@@ -121,15 +121,10 @@ def _check_prompt(prompt: object, where: str) -> None:
 
 
 def _check_json_object(text: object, where: str) -> dict:
+    """A stored JSON-object column (`reference`, `verification.details`): text that `parse_reference` reads."""
     if not isinstance(text, str):
         raise ValueError(f"{where} must be a JSON string, got {type(text).__name__}")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ValueError(f"{where} must encode a JSON object, got {type(value).__name__}")
-    return value
+    return parse_reference(text, where)
 
 
 def validate_sft_record(row: dict) -> None:

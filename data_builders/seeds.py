@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_builders.verifiers.math import extract_answer
+from verifiers.math import extract_answer
 
 
 @dataclass(frozen=True)

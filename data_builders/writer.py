@@ -11,15 +11,13 @@ crash never leaves half-written output and the manifest always describes the spl
 
 import hashlib
 import json
-import os
-import secrets
-import shutil
 from pathlib import Path
 
 from datasets import Dataset, Features, List, Value
 from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
 from data_builders.records import PREFERENCE_FIELDS, RL_QUERY_FIELDS, SFT_FIELDS
+from stagekit.atomic import staged_dir
 
 _MESSAGES = List({"role": Value("string"), "content": Value("string")})
 FEATURES = {
@@ -92,51 +90,29 @@ def write(splits: dict[str, list[dict]], output_dir: str | Path, jsonl: bool = F
     out = Path(output_dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise FileExistsError(f"{out} exists and is not a data_builders output (no {MANIFEST}); not replacing it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(6)}"
-    tmp.mkdir()  # not mkdtemp: its 0700 mode would become the output's mode
     silenced = not are_progress_bars_disabled()
     if silenced:  # one bar per split of a fast save is noise; the CLI prints a summary instead
         disable_progress_bars()
     try:
-        entries = {}
-        for split, rows in splits.items():
-            dataset = to_dataset(split, rows)
-            rows = [{key: row[key] for key in dataset.features} for row in rows]
-            dataset.save_to_disk(str(tmp / split))
-            if jsonl:
-                (tmp / f"{split}.jsonl").write_text(to_jsonl(rows), encoding="utf-8")
-            entries[split] = {"rows": len(rows), "sha256": split_sha256(rows)}
-        for name, data in (extra_files or {}).items():
-            if Path(name).name != name or name in (MANIFEST, *splits):
-                raise ValueError(f"extra file name {name!r}: expected a plain file name, not a split or {MANIFEST}")
-            (tmp / name).write_bytes(data)
-        content = {**(manifest or {}), "splits": entries}
-        (tmp / MANIFEST).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_dir(out) as tmp:
+            entries = {}
+            for split, rows in splits.items():
+                dataset = to_dataset(split, rows)
+                rows = [{key: row[key] for key in dataset.features} for row in rows]
+                dataset.save_to_disk(str(tmp / split))
+                if jsonl:
+                    (tmp / f"{split}.jsonl").write_text(to_jsonl(rows), encoding="utf-8")
+                entries[split] = {"rows": len(rows), "sha256": split_sha256(rows)}
+            for name, data in (extra_files or {}).items():
+                if Path(name).name != name or name in (MANIFEST, *splits):
+                    raise ValueError(
+                        f"extra file name {name!r}: expected a plain file name, not a split or {MANIFEST}"
+                    )
+                (tmp / name).write_bytes(data)
+            content = {**(manifest or {}), "splits": entries}
+            (tmp / MANIFEST).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     finally:
         if silenced:
             enable_progress_bars()
     return out
 
-
-def _replace(new: Path, out: Path) -> None:
-    """Move `new` to `out`; a previous `out` is moved aside first and deleted only once `new` is in place."""
-    if not out.exists():
-        os.rename(new, out)
-        return
-    old = out.parent / f".{out.name}.old-{secrets.token_hex(6)}"
-    os.rename(out, old)
-    try:
-        os.rename(new, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def read_manifest(output_dir: str | Path) -> dict:
-    return json.loads((Path(output_dir) / MANIFEST).read_text(encoding="utf-8"))

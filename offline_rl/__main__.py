@@ -24,15 +24,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.checkpointing import atomic_checkpoints
-from pipeline.configs import parse_config, require_path, run_cli
-from pipeline.stage_io import load_records, resume_checkpoint
-from pipeline.tracking import setup_tracking, write_summary
+from offline_rl.config import DPOStageConfig
+from offline_rl.online_merging import OnlineMergingAdamW, reference_deltas
 from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
-from offline_rl.config import DPOStageConfig
-from offline_rl.online_merging import OnlineMergingAdamW, reference_deltas
+from stagekit.checkpointing import atomic_checkpoints
+from stagekit.config import parse_config, require_path, run_cli
+from stagekit.stage_io import load_train_eval, resume_checkpoint
+from stagekit.tracking import setup_tracking, write_summary
 
 PAIR_COLUMNS = ["prompt", "chosen", "rejected"]
 
@@ -41,12 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 1. config
     cfg = parse_config(DPOStageConfig, argv)
     model_dir = require_path(cfg, "model_name_or_path", checkpoint=True)
-    train = load_records(cfg.dataset_path, key="dataset_path", columns=PAIR_COLUMNS)
-    evaluation = (
-        load_records(cfg.eval_dataset_path, key="eval_dataset_path", columns=PAIR_COLUMNS)
-        if cfg.eval_dataset_path
-        else None
-    )
+    train, evaluation = load_train_eval(cfg, PAIR_COLUMNS)
     base_dir = (
         require_path(cfg, "online_merging_base_model", checkpoint=True) if cfg.optimizer == "online_merging" else None
     )

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from trl import DPOConfig
 
 from offline_rl.online_merging import OM_DEFAULTS, VARIANTS
-from pipeline.configs import ConfigError
+from qwen25.ops.fused_lm_head import FusedLinearCEArguments
+from stagekit.config import ConfigError
+from stagekit.tracking import ExperimentArguments
 
 OPTIMIZERS = ("adamw", "online_merging")
 
 
 @dataclass
-class DPOStageConfig(DPOConfig):
+class DPOStageConfig(DPOConfig, FusedLinearCEArguments, ExperimentArguments):
     model_name_or_path: str = field(
         default="runs/tiny/sft", metadata={"help": "SFT checkpoint: the policy and the frozen reference"}
     )
@@ -24,11 +26,6 @@ class DPOStageConfig(DPOConfig):
     )
     eval_dataset_path: str | None = field(
         default=None, metadata={"help": "held-out preference rows for reward accuracy"}
-    )
-    experiment: str = field(default="tiny", metadata={"help": "experiment name = wandb group"})
-    fused_linear_ce: bool = field(
-        default=False,
-        metadata={"help": "per-token log-probs from qwen25.ops' fused linear CE instead of TRL's LM head"},
     )
     ref_logprob_cache: bool = field(
         default=True,

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,23 +47,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from trl import DPOTrainer
 
+from stagekit.atomic import write_atomic
+
 CACHE_FORMAT = "1"
 WEIGHT_PATTERNS = ("config.json", "*.safetensors", "*.bin", "*.pt")
 TOKEN_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def file_digest(path: Path, memo: dict) -> str:
@@ -97,7 +83,7 @@ def checkpoint_digest(model_dir: str | Path, memo_path: Path | None = None) -> s
     for f in files:
         h.update(f"{f.name}\0{file_digest(f, memo)}\0".encode())
     if memo_path is not None:
-        _atomic_write_bytes(memo_path, json.dumps(memo, indent=1, sort_keys=True).encode())
+        write_atomic(memo_path, json.dumps(memo, indent=1, sort_keys=True), durable=True)
     return h.hexdigest()
 
 
@@ -145,7 +131,8 @@ def save_ref_logps(path: Path, key: str, chosen: torch.Tensor, rejected: torch.T
         "rows": str(len(chosen)),
         "sha256": _tensor_checksum(chosen, rejected),
     }
-    _atomic_write_bytes(path, save({"ref_chosen_logps": chosen, "ref_rejected_logps": rejected}, metadata=meta))
+    data = save({"ref_chosen_logps": chosen, "ref_rejected_logps": rejected}, metadata=meta)
+    write_atomic(path, data, durable=True)
 
 
 def load_ref_logps(path: Path, key: str, rows: int) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -10,7 +10,7 @@ not; during the run the reward client retries with back-off, so a service restar
 Every scored sample goes to `<output_dir>/provenance.jsonl` (online_rl/rewards.py), per-component reward
 metrics go to the trainer logs (wandb + metrics.jsonl), and with `heldout_dataset_path` the run draws
 `<output_dir>/reward_curve.png` from greedy held-out evaluations (online_rl/heldout.py). Checkpoints are
-written atomically (pipeline/checkpointing.py) and resume exactly: TRL seeds generation, the Trainer restores
+written atomically (stagekit/checkpointing.py) and resume exactly: TRL seeds generation, the Trainer restores
 the RNG states and skips to the exact query. Generation and training run our attention. Not in the report,
 so ours and documented in the configs: learning rate, KL coefficient (`beta`), clip range (`epsilon`). With
 `fused_linear_ce: true` the per-token log-probs and entropies come from our fused linear cross-entropy
@@ -32,14 +32,15 @@ import sys
 from online_rl.config import GRPOStageConfig
 from online_rl.heldout import HeldoutRewardCallback
 from online_rl.ordering import load_query_rows, order_by_variance
+from online_rl.ordering import main as score
 from online_rl.rewards import ProvenanceCallback, ProvenanceLog, ServiceReward, connect, reward_urls
-from pipeline.checkpointing import atomic_checkpoints
-from pipeline.configs import ConfigError, parse_config, require_path, run_cli
-from pipeline.stage_io import load_records, resume_checkpoint
-from pipeline.tracking import setup_tracking, write_summary
 from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
+from stagekit.checkpointing import atomic_checkpoints
+from stagekit.config import ConfigError, parse_config, require_path, run_cli
+from stagekit.stage_io import load_records, resume_checkpoint
+from stagekit.tracking import setup_tracking, write_summary
 
 
 def load_queries(cfg: GRPOStageConfig):
@@ -152,8 +153,6 @@ def cli(argv: list[str] | None = None) -> None:
     """`python -m online_rl [score] --config FILE [--key value ...]`: train, or the variance-scoring pass."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "score":
-        from online_rl.ordering import main as score
-
         run_cli(score, argv[1:])
     else:
         run_cli(main, argv)

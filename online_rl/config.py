@@ -3,19 +3,20 @@ variance-scoring pass (`python -m online_rl score`), provenance and the held-out
 
 from __future__ import annotations
 
-import json
-
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from pipeline.configs import ConfigError
+from qwen25.attention.dca import parse_dca
+from qwen25.ops.fused_lm_head import FusedLinearCEArguments
+from stagekit.config import ConfigError
+from stagekit.tracking import ExperimentArguments
 
 QUERY_ORDERS = ("variance", "dataset")
 
 
 @dataclass
-class GRPOStageConfig(GRPOConfig):
+class GRPOStageConfig(GRPOConfig, FusedLinearCEArguments, ExperimentArguments):
     model_name_or_path: str = field(default="runs/tiny/dpo", metadata={"help": "policy to start from (DPO ckpt)"})
     dataset_path: str = field(
         default="runs/tiny/data/rl_queries", metadata={"help": "RL query rows: id, prompt, reference"}
@@ -33,11 +34,6 @@ class GRPOStageConfig(GRPOConfig):
         default=60.0, metadata={"help": "how long to wait at start for the service's /healthz"}
     )
     reward_api_token: str | None = field(default=None, metadata={"help": "bearer token, if the service needs one"})
-    experiment: str = field(default="tiny", metadata={"help": "experiment name = wandb group"})
-    fused_linear_ce: bool = field(
-        default=False,
-        metadata={"help": "per-token log-probs/entropy from qwen25.ops' fused linear CE, not TRL's head"},
-    )
     # query ordering (report: queries ordered by the variance of their reward scores, highest first)
     min_reward_variance: float | None = field(
         default=None,
@@ -89,7 +85,7 @@ class GRPOStageConfig(GRPOConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        self.dca = _parse_dca(self.dca)
+        self.dca = parse_dca(self.dca, key="dca")
         if self.query_order not in QUERY_ORDERS:
             raise ConfigError(f"query_order must be one of {QUERY_ORDERS}, got {self.query_order!r}")
         if self.min_reward_variance is not None and self.query_order != "variance":
@@ -108,28 +104,3 @@ class GRPOStageConfig(GRPOConfig):
         if self.provenance_table_rows < 0:
             raise ConfigError(f"provenance_table_rows must be >= 0, got {self.provenance_table_rows}")
 
-
-def _parse_dca(value: dict | str | bool | None) -> dict | bool | None:
-    """The `dca` key as `qwen25.model.load_model(dca=...)` takes it, validated before any model loads."""
-    if value is None or value is False or isinstance(value, dict):
-        parsed = value
-    elif str(value).strip().startswith("{"):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"dca: {value!r} is not a JSON object ({e})") from None
-    else:
-        from pipeline.eval_suites import parse_dca
-
-        try:
-            parsed = parse_dca(str(value))
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("--dca", "dca", 1)) from None
-    if isinstance(parsed, dict):
-        from qwen25.attention.dca import DualChunkConfig
-
-        try:
-            DualChunkConfig.from_dict(parsed, where="dca")
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    return parsed

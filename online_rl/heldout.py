@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from pipeline.evaluate import generate_answers
+from qwen25.generation import generate
+from stagekit.atomic import staged_file, write_atomic
 
 
 def plot_curve(points: list[dict], path: str | os.PathLike, *, title: str) -> None:
@@ -46,11 +47,9 @@ def plot_curve(points: list[dict], path: str | os.PathLike, *, title: str) -> No
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with staged_file(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 class HeldoutRewardCallback(TrainerCallback):
@@ -95,7 +94,7 @@ class HeldoutRewardCallback(TrainerCallback):
         was_training = model.training
         model.eval()
         prompts = [r["prompt"] for r in self.rows]
-        answers = generate_answers(
+        answers = generate(
             model, tokenizer, prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
             desc=f"held-out @ step {step}",
         )  # fmt: skip
@@ -103,17 +102,17 @@ class HeldoutRewardCallback(TrainerCallback):
         if self.samples:
             with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
                 torch.manual_seed(self.seed)
-                sampled = generate_answers(
+                sampled = generate(
                     model, tokenizer, prompts, max_new_tokens=self.max_new_tokens,
                     batch_size=max(1, self.batch_size // self.samples), desc=f"held-out @ step {step}, sampled",
-                    num_samples=self.samples, temperature=self.temperature,
+                    samples=self.samples, temperature=self.temperature,
                 )  # fmt: skip
         tokenizer.padding_side = "left"
         if was_training:
             model.train()
         point = {"step": step, "n": len(self.rows), **self._score(self.rows, answers), "example": answers[0][:120]}
         if sampled is not None:
-            repeated = [r for r in self.rows for _ in range(self.samples)]  # prompt-major, as generate_answers
+            repeated = [r for r in self.rows for _ in range(self.samples)]  # prompt-major, as generate returns them
             means = self._score(repeated, sampled)
             point |= {
                 "samples": self.samples,
@@ -130,9 +129,7 @@ class HeldoutRewardCallback(TrainerCallback):
         point = self.evaluate(model, tokenizer, state.global_step)
         self.points.append(point)
         jsonl, png = self._files(args)
-        tmp = jsonl.with_name(jsonl.name + ".tmp")
-        tmp.write_text("".join(json.dumps(p) + "\n" for p in self.points))
-        os.replace(tmp, jsonl)
+        write_atomic(jsonl, "".join(json.dumps(p) + "\n" for p in self.points))
         plot_curve(self.points, png, title=f"GRPO held-out reward ({point['n']} queries)")
         print(
             f"[held-out] step {point['step']}: verifier {point['verifier_mean']:.3f}  accuracy {point['accuracy']:.3f}"

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
-from pathlib import Path
 
-import torch
 from datasets import Dataset
-from tqdm.auto import tqdm
 
-from pipeline.configs import ConfigError
+from online_rl.config import GRPOStageConfig
+from online_rl.rewards import connect
+from qwen25.generation import generate
+from qwen25.model import load_model
+from qwen25.tokenizer import load_tokenizer
+from stagekit.atomic import save_dataset
+from stagekit.config import ConfigError, parse_config, require_path
+from stagekit.stage_io import load_records
 
 
 def reward_variance(rewards: Sequence[float]) -> float:
@@ -49,8 +52,6 @@ def variance_order(variances: Sequence[float | None]) -> list[int]:
 
 def load_query_rows(path: str | os.PathLike, *, key: str, columns: list[str]) -> Dataset:
     """`load_records` of RL-query rows plus their `id`; rows without one (hand-made files) get the row index."""
-    from pipeline.stage_io import load_records
-
     try:
         return load_records(path, key=key, columns=["id", *columns])
     except ConfigError as e:
@@ -69,28 +70,16 @@ def order_by_variance(dataset: Dataset) -> Dataset:
     return dataset.select(variance_order(dataset["reward_variance"]))
 
 
-@torch.inference_mode()
 def sample_responses(
     model, tokenizer, prompts: list, *, k: int, max_new_tokens: int, temperature: float, top_p: float,
     top_k: int | None, batch_size: int, seed: int,
 ) -> list[list[str]]:
     """k sampled completions per chat prompt, [[str] * k] in prompt order; seeded, so a rerun samples the same."""
-    tokenizer.padding_side = "left"
-    out: list[list[str]] = []
-    generator_seed = torch.Generator().manual_seed(seed)
-    for start in tqdm(range(0, len(prompts), batch_size), desc="score: sampling", unit="batch"):
-        chunk = prompts[start : start + batch_size]
-        texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in chunk]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator_seed)))  # per-batch seed
-        ids = model.generate(
-            **batch, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p,
-            top_k=top_k, num_return_sequences=k, pad_token_id=tokenizer.pad_token_id,
-        )  # fmt: skip
-        new_tokens = ids[:, batch["input_ids"].shape[1] :]  # (len(chunk) * k, new), k rows per prompt in a row
-        texts_out = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        out.extend(texts_out[i * k : (i + 1) * k] for i in range(len(chunk)))
-    return out
+    flat = generate(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, samples=k,
+        temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, desc="score: sampling",
+    )  # fmt: skip
+    return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
 
 
 def score_queries(rows: Dataset, samples: list[list[str]], client) -> list[float]:
@@ -105,25 +94,8 @@ def score_queries(rows: Dataset, samples: list[list[str]], client) -> list[float
     return [reward_variance(rewards[i * k : (i + 1) * k]) for i in range(len(samples))]
 
 
-def save_dataset_atomic(dataset: Dataset, path: str | os.PathLike) -> None:
-    """save_to_disk into `<path>.tmp`, then rename over `path`: a killed run never leaves half a dataset."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    dataset.save_to_disk(str(tmp))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> dict:
     """`python -m online_rl score --config FILE`: the scoring pass; writes scored_dataset_path, returns a summary."""
-    from online_rl.config import GRPOStageConfig
-    from online_rl.rewards import connect
-    from pipeline.configs import parse_config, require_path
-    from qwen25.model import load_model
-    from qwen25.tokenizer import load_tokenizer
-
     cfg = parse_config(GRPOStageConfig, argv)
     model_dir = require_path(cfg, "model_name_or_path", checkpoint=True)
     rows = load_query_rows(cfg.dataset_path, key="dataset_path", columns=["prompt", "reference"])
@@ -139,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     variances = score_queries(rows, samples, client)
     client.close()
     scored = order_by_variance(rows.add_column("reward_variance", variances))
-    save_dataset_atomic(scored, cfg.scored_dataset_path)
+    save_dataset(scored, cfg.scored_dataset_path)
     nonzero = sum(v > 0 for v in variances)
     summary = {
         "queries": len(variances),

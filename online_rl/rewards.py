@@ -28,10 +28,9 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from pipeline.configs import ConfigError
 from reward.client import AsyncRewardClient, RewardClient, RewardServiceError, completion_text, pick_component
-
-COMPONENT_KEYS = ("rm", "verifier", "length_penalty")
+from stagekit.atomic import write_atomic
+from stagekit.config import ConfigError
 
 
 def reward_urls(cfg) -> list[str]:
@@ -133,9 +132,7 @@ class ProvenanceLog:
         if not self.path.exists():
             return
         kept = [row for row in self.rows() if row["policy_step"] < step]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(row, default=float) + "\n" for row in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, "".join(json.dumps(row, default=float) + "\n" for row in kept))
 
 
 class ServiceReward:

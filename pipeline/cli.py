@@ -41,8 +41,8 @@ commands:
 
 
 def _pipeline(argv: list[str]) -> int:
-    from pipeline.configs import ConfigError, parse_config
     from pipeline.run import PipelineConfig, StageFailed, run_pipeline
+    from stagekit.config import ConfigError, parse_config
 
     try:
         cfg = parse_config(PipelineConfig, argv)
@@ -69,13 +69,13 @@ def _sandbox(argv: list[str]) -> int:
     if not argv or argv[0] != "run":
         print("usage: qwenpost sandbox run --language L FILE", file=sys.stderr)
         return 2
-    from data_builders.sandbox.cli import main as sandbox_run
+    from sandbox.cli import main as sandbox_run
 
     return sandbox_run(argv[1:])
 
 
 def _verify(argv: list[str]) -> int:
-    from data_builders.verifiers.cli import main as verify
+    from verifiers.cli import main as verify
 
     return verify(argv)
 
@@ -93,7 +93,7 @@ def _compare(argv: list[str]) -> int:
 
 
 def _eval(argv: list[str]) -> int:
-    from pipeline.eval_suites import main as evaluate
+    from evals.suites import main as evaluate
 
     return evaluate(argv)
 

@@ -1,6 +1,6 @@
 """`qwenpost compare RUN_DIR... | SWEEP`: final and best metrics per run as a markdown table, and PNG curves.
 
-Reads what every stage writes without wandb (pipeline/tracking.py): `<run_dir>/metrics.jsonl` (one JSON object per
+Reads what every stage writes without wandb (stagekit/tracking.py): `<run_dir>/metrics.jsonl` (one JSON object per
 trainer log: `step` plus numbers) and, when present, `summary.json`. A sweep (its name under `--sweep_root`, its
 directory, or its sweep file) stands for its runs, with the varied keys as table columns. `--wandb` reads the same
 history from wandb instead (`wandb.Api()`; needs an account and the network).
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.configs import ConfigError
+from stagekit.atomic import staged_file, write_atomic
+from stagekit.config import ConfigError
 
 LOWER_IS_BETTER = re.compile(r"loss|perplexity|ppl|error|rejected")
 HIGHER_IS_BETTER = re.compile(r"accura|reward|margin|score|pass|match|f1|chosen")
@@ -229,11 +230,9 @@ def plot(runs: Sequence[RunMetrics], metrics: Sequence[str], path: Path) -> Path
     for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with staged_file(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -292,8 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = comparison(runs, metrics)
     text = markdown_table(table, metrics)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(text + "\n")
-    (out / "compare.json").write_text(json.dumps({"metrics": list(metrics), "runs": table}, indent=2))
+    write_atomic(out / "compare.md", text + "\n")
+    write_atomic(out / "compare.json", json.dumps({"metrics": list(metrics), "runs": table}, indent=2))
     png = plot(runs, metrics, out / "compare.png")
     print(text)
     print(f"\ntable: {out / 'compare.md'}\nplot:  {png}")

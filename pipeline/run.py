@@ -27,7 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.configs import ConfigError, parse_config
+from datasets import load_from_disk
+
+from evals.heldout import evaluate_checkpoint
+from evals.suites import SUITES, evaluate_suite, load_suite, summary_line
+from pipeline.stages import STAGES
+from reward.client import RewardClient, RewardServiceError
+from stagekit.atomic import write_atomic
+from stagekit.config import ConfigError, cli_flags
 
 
 @dataclass
@@ -68,14 +75,12 @@ class PipelineConfig:
             self.stage_overrides = json.loads(self.stage_overrides)
         if isinstance(self.eval_suites, str):
             self.eval_suites = json.loads(self.eval_suites)
-        from pipeline.eval_suites import SUITES
-
         unknown_suites = sorted(set(self.eval_suites or {}) - set(SUITES))
         if unknown_suites:
             raise ConfigError(f"eval_suites: unknown suite(s) {unknown_suites}; suites are {list(SUITES)}")
-        unknown = sorted(set(self.stage_overrides) - set(STAGES))
+        unknown = sorted(set(self.stage_overrides) - set(OVERRIDABLE))
         if unknown:
-            raise ConfigError(f"stage_overrides: unknown stage(s) {unknown}; stages are {list(STAGES)}")
+            raise ConfigError(f"stage_overrides: unknown stage(s) {unknown}; stages are {list(OVERRIDABLE)}")
         if self.from_stage is not None and self.from_stage not in RUN_ORDER:
             raise ConfigError(f"from_stage: unknown stage {self.from_stage!r}; stages are {list(RUN_ORDER)}")
         for key in ("eval_max_new_tokens", "eval_batch_size", "tokenizer_vocab_size"):
@@ -83,22 +88,8 @@ class PipelineConfig:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
 
 
-STAGES = ("data", "sft", "reward", "serve", "dpo", "grpo")  # keys of stage_overrides; "score" takes grpo's
+OVERRIDABLE = ("data", "sft", "reward", "serve", "dpo", "grpo")  # keys of stage_overrides; "score" takes grpo's
 RUN_ORDER = ("data", "base", "sft", "reward", "dpo", "score", "grpo")  # what runs, in order (serve: before dpo)
-
-
-def _flags(values: dict) -> list[str]:
-    """{"max_steps": 2, "report_to": ["none"]} -> ["--max_steps", "2", "--report_to", "none"]."""
-    out: list[str] = []
-    for key, value in values.items():
-        out.append(f"--{key}")
-        if isinstance(value, (list, tuple)):
-            out.extend(str(v) for v in value)
-        elif isinstance(value, dict):
-            out.append(json.dumps(value))
-        else:
-            out.append(str(value))
-    return out
 
 
 class Pipeline:
@@ -120,7 +111,8 @@ class Pipeline:
         }
         d, common = self.paths["data"], {"experiment": cfg.experiment}
         self.stage_args = {
-            "data": ["--config", cfg.data_config, *_flags({"output_dir": d, "seed": cfg.seed})],
+            "data": ["--config", cfg.data_config,
+                     *cli_flags({"output_dir": d, "seed": cfg.seed, **cfg.stage_overrides.get("data", {})})],
             "sft": self._args(
                 cfg.sft_config, "sft", model_name_or_path=self.paths["base"], dataset_path=d / "sft", **common
             ),
@@ -132,8 +124,9 @@ class Pipeline:
                 eval_dataset_path=d / "preference_eval",
                 **common,
             ),
-            "serve": ["--config", cfg.serve_config, *_flags({"model_path": self.paths["reward"], "port": self.port})]
-            + _flags(cfg.stage_overrides.get("serve", {})),
+            "serve": ["--config", cfg.serve_config, *cli_flags({
+                "model_path": self.paths["reward"], "port": self.port, **cfg.stage_overrides.get("serve", {}),
+            })],  # fmt: skip
             "dpo": self._args(
                 cfg.dpo_config,
                 "dpo",
@@ -153,34 +146,20 @@ class Pipeline:
                 **common,
             ),
         }
-        self.stage_args["score"] = ["score", *self.stage_args["grpo"]]  # the same config: the policy GRPO starts from
+        self.stage_args["base"] = cli_flags({
+            "model_config": cfg.model_config, "corpus_path": d / "sft", "output_dir": self.paths["base"],
+            "tokenizer_vocab_size": cfg.tokenizer_vocab_size, "seed": cfg.seed,
+        })  # fmt: skip
+        self.stage_args["score"] = self.stage_args["grpo"]  # the same config: the policy GRPO starts from
 
     def _args(self, config: str, stage: str, **paths) -> list[str]:
         values = {**paths, "output_dir": self.paths[stage], **self.cfg.stage_overrides.get(stage, {})}
-        return ["--config", config, *_flags(values)]
+        return ["--config", config, *cli_flags(values)]
 
     def validate(self) -> None:
         """Parse every stage config with the pipeline's overrides: wrong keys or values stop here."""
-        from data_builders.config import DataConfig
-        from offline_rl.config import DPOStageConfig
-        from online_rl.config import GRPOStageConfig
-        from reward.service import ServeConfig
-        from reward.train import RewardTrainConfig
-        from sft.config import SFTStageConfig
-
-        classes = {
-            "data": DataConfig,
-            "sft": SFTStageConfig,
-            "reward": RewardTrainConfig,
-            "serve": ServeConfig,
-            "dpo": DPOStageConfig,
-            "grpo": GRPOStageConfig,
-        }
-        for stage, cls in classes.items():
-            try:
-                parse_config(cls, self.stage_args[stage])
-            except ConfigError as e:
-                raise ConfigError(f"{stage} stage ({self.stage_args[stage][1]}): {e}") from e
+        for name in OVERRIDABLE:  # "score" parses grpo's arguments: checked with them
+            STAGES[name].parse(self.stage_args[name])
         skipped = RUN_ORDER[: RUN_ORDER.index(self.cfg.from_stage)] if self.cfg.from_stage else ()
         needed = {"data": self.paths["data"] / "rl_queries", "base": self.paths["base"] / "config.json",
                   "sft": self.paths["sft"] / "config.json", "reward": self.paths["reward"] / "config.json",
@@ -192,8 +171,6 @@ class Pipeline:
                 )
         if self.cfg.base_checkpoint and not (Path(self.cfg.base_checkpoint) / "config.json").is_file():
             raise ConfigError(f"base_checkpoint: {self.cfg.base_checkpoint} is not an HF checkpoint directory")
-        from pipeline.eval_suites import load_suite
-
         for suite, data in self.cfg.eval_suites.items():
             if suite != "tiny_heldout" or data is not None:  # a run's own held-out split does not exist yet
                 load_suite(suite, data, limit=1)
@@ -201,12 +178,10 @@ class Pipeline:
             if not Path(getattr(self.cfg, key)).is_file():
                 raise ConfigError(f"{key}: {getattr(self.cfg, key)} not found")
 
-    def launch(self, module: str, args: list[str]) -> list[str]:
-        """The command a user would type: accelerate launch with the experiment's accelerate config."""
-        return [
-            sys.executable, "-m", "accelerate.commands.launch",
-            "--config_file", self.cfg.accelerate_config, "-m", module, *args,
-        ]  # fmt: skip
+    def command(self, name: str) -> list[str]:
+        """The command a user would type for stage `name` (training stages: accelerate launch with the experiment's
+        accelerate config)."""
+        return STAGES[name].command(self.stage_args[name], accelerate_config=self.cfg.accelerate_config)
 
 
 def _free_port() -> int:
@@ -238,8 +213,6 @@ def run_logged(name: str, cmd: Sequence[str], log_dir: Path, env: dict | None = 
 
 def start_service(cmd: Sequence[str], log_path: Path, url: str, timeout_s: float, env: dict) -> subprocess.Popen:
     """Start the reward service as its own process group and wait until /healthz answers."""
-    from reward.client import RewardClient, RewardServiceError
-
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"$ {shlex.join(str(c) for c in cmd)} &", flush=True)
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the service
@@ -290,7 +263,6 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     pipe.validate()
     run_dir, logs, env = pipe.run_dir, pipe.run_dir / "logs", _stage_env()
     run_dir.mkdir(parents=True, exist_ok=True)
-    py = sys.executable
     timings: dict[str, float] = {}
     t_all = time.monotonic()
 
@@ -305,33 +277,24 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         run_logged(name, cmd, logs, env)
         timings[name] = time.monotonic() - t
 
-    stage("data", [py, "-m", "data_builders", *pipe.stage_args["data"]])
+    stage("data", pipe.command("data"))
     if not cfg.base_checkpoint:
-        stage(
-            "base",
-            [
-                py, "-m", "qwen25", "init", *_flags({
-                    "model_config": cfg.model_config, "corpus_path": pipe.paths["data"] / "sft",
-                    "output_dir": pipe.paths["base"], "tokenizer_vocab_size": cfg.tokenizer_vocab_size,
-                    "seed": cfg.seed,
-                }),
-            ],
-        )  # fmt: skip
-    stage("sft", pipe.launch("sft", pipe.stage_args["sft"]))
-    stage("reward", pipe.launch("reward", ["train", *pipe.stage_args["reward"]]))
+        stage("base", pipe.command("base"))
+    stage("sft", pipe.command("sft"))
+    stage("reward", pipe.command("reward"))
 
     print(f"\n[qwenpost] === serve === ({time.monotonic() - t_all:.0f} s elapsed)", flush=True)
     service = start_service(
-        [py, "-m", "reward", "serve", *pipe.stage_args["serve"]],
+        pipe.command("serve"),
         logs / "serve.log",
         pipe.url,
         cfg.service_start_timeout_s,
         env,
     )
     try:
-        stage("dpo", pipe.launch("offline_rl", pipe.stage_args["dpo"]))
-        stage("score", [py, "-m", "online_rl", *pipe.stage_args["score"]])
-        stage("grpo", pipe.launch("online_rl", pipe.stage_args["grpo"]))
+        stage("dpo", pipe.command("dpo"))
+        stage("score", pipe.command("score"))
+        stage("grpo", pipe.command("grpo"))
         print(f"\n[qwenpost] === eval === ({time.monotonic() - t_all:.0f} s elapsed)", flush=True)
         t = time.monotonic()
         evaluations = evaluate_all(pipe, cfg)
@@ -357,17 +320,12 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     }
     table = format_table(results)
     print("\n" + table, flush=True)
-    _write_atomic(run_dir / "results.json", json.dumps(results, indent=2, default=float))
-    _write_atomic(run_dir / "results.md", table + "\n")
+    write_atomic(run_dir / "results.json", json.dumps(results, indent=2, default=float))
+    write_atomic(run_dir / "results.md", table + "\n")
     return results
 
 
 def evaluate_all(pipe: Pipeline, cfg: PipelineConfig) -> dict:
-    from datasets import load_from_disk
-
-    from pipeline.evaluate import evaluate_checkpoint
-    from reward.client import RewardClient
-
     rows = list(load_from_disk(str(pipe.paths["data"] / "heldout")))
     if cfg.eval_limit:
         rows = rows[: cfg.eval_limit]
@@ -393,8 +351,6 @@ def evaluate_all(pipe: Pipeline, cfg: PipelineConfig) -> dict:
 
 def evaluate_suites(pipe: Pipeline, cfg: PipelineConfig) -> dict:
     """`qwenpost eval`'s suites on every checkpoint: {checkpoint: {suite: metrics}}; files in <run_dir>/eval/."""
-    from pipeline.eval_suites import evaluate_suite, summary_line
-
     out: dict = {}
     for name in ("base", "sft", "dpo", "grpo"):
         for suite, data in cfg.eval_suites.items():
@@ -470,8 +426,3 @@ def _note(summary: dict | None, fmt: str) -> str:
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -32,6 +32,7 @@ reported with its exit code and log and the sweep goes on; the command then exit
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import itertools
@@ -51,16 +52,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tqdm.auto import tqdm
 
-from pipeline.configs import ConfigError, parse_config, read_yaml_mapping
+from pipeline.run import Pipeline, PipelineConfig
+from pipeline.stages import STAGES, Stage
+from stagekit.atomic import write_atomic, write_json
+from stagekit.config import ConfigError, cli_flags, parse_config, read_yaml_mapping
 
-# stage -> (module run by accelerate launch, arguments before the config, "module:ConfigClass", finished marker)
-STAGES: dict[str, tuple[str, list[str], str, str]] = {
-    "sft": ("sft", [], "sft.config:SFTStageConfig", "summary.json"),
-    "dpo": ("offline_rl", [], "offline_rl.config:DPOStageConfig", "summary.json"),
-    "reward": ("reward", ["train"], "reward.train:RewardTrainConfig", "summary.json"),
-    "grpo": ("online_rl", [], "online_rl.config:GRPOStageConfig", "summary.json"),
-    "pipeline": ("pipeline", ["pipeline"], "pipeline.run:PipelineConfig", "results.json"),
+# what a sweep can run: the training stages of the registry, or the whole pipeline (`qwenpost pipeline`)
+SWEEPABLE: dict[str, Stage] = {name: STAGES[name] for name in ("sft", "dpo", "reward", "grpo")} | {
+    "pipeline": Stage("pipeline", "pipeline", ("pipeline",), PipelineConfig, done="results.json", accelerate=False),
 }
 SWEEP_KEYS = (
     "name", "stage", "base_config", "overrides", "method", "parameters", "samples", "seed", "max_parallel",
@@ -72,7 +73,7 @@ DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
 @dataclass
 class SweepSpec:
     name: str  # sweep name: wandb group, directory under output_root
-    stage: str  # one of STAGES
+    stage: str  # one of SWEEPABLE
     base_config: str  # the stage's YAML config every run starts from
     parameters: dict[str, Any]  # key -> grid values (list) or, for random, a list or {distribution: args}
     overrides: dict[str, Any] = field(default_factory=dict)  # fixed keys for every run
@@ -116,8 +117,8 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
     spec = SweepSpec(**raw, source=str(path))
     if not re.fullmatch(r"[A-Za-z0-9._-]+", str(spec.name)):
         raise ConfigError(f"{path}: name {spec.name!r} must be letters, digits, '.', '_' or '-' (a directory name)")
-    if spec.stage not in STAGES:
-        raise ConfigError(f"{path}: stage {spec.stage!r} is not one of {list(STAGES)}")
+    if spec.stage not in SWEEPABLE:
+        raise ConfigError(f"{path}: stage {spec.stage!r} is not one of {list(SWEEPABLE)}")
     for key in ("base_config", "accelerate_config"):
         if not Path(getattr(spec, key)).is_file():
             raise ConfigError(f"{path}: {key} {getattr(spec, key)} not found")
@@ -210,10 +211,6 @@ def run_name(params: dict[str, Any], index: int | None = None) -> str:
     return text if index is None else f"r{index:02d}_{text}"
 
 
-def _config_class(stage: str) -> type:
-    module, _, name = STAGES[stage][2].partition(":")
-    return getattr(__import__(module, fromlist=[name]), name)
-
 
 def _default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
@@ -258,24 +255,6 @@ def resolve_values(cls: type, base: dict[str, Any], values: dict[str, Any], *, w
     return out
 
 
-def cli_flags(values: dict[str, Any]) -> list[str]:
-    """{"beta": 0.05, "report_to": ["none"], "stage_overrides": {...}} -> ["--beta", "0.05", "--report_to", ...]."""
-    out: list[str] = []
-    for key, value in values.items():
-        out.append(f"--{key}")
-        if isinstance(value, list | tuple):
-            out.extend(_flag_value(v) for v in value)
-        else:
-            out.append(_flag_value(value))
-    return out
-
-
-def _flag_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return json.dumps(value)
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def plan(spec: SweepSpec) -> list[SweepRun]:
@@ -284,8 +263,8 @@ def plan(spec: SweepSpec) -> list[SweepRun]:
     A run whose values include a mapping gets its own config, `<sweep_dir>/configs/<run>.yaml` (the base config
     with the mappings replaced), written here, also for a dry run, so the printed command works as printed.
     """
-    module, prefix, _, marker = STAGES[spec.stage]
-    cls = _config_class(spec.stage)
+    stage = SWEEPABLE[spec.stage]
+    cls = stage.config
     base = read_yaml_mapping(spec.base_config)
     fixed = resolve_values(cls, base, spec.overrides, where=f"{spec.source}: overrides")
     runs: list[SweepRun] = []
@@ -313,22 +292,15 @@ def plan(spec: SweepSpec) -> list[SweepRun]:
                 _validate(spec, cls, ["--config", str(Path(tmp) / "config.yaml"), *flags], name)
         else:
             _validate(spec, cls, ["--config", config, *flags], name)
-        args = ["--config", config, *flags]
-        if spec.stage == "pipeline":
-            command = [sys.executable, "-m", module, *prefix, *args]
-        else:
-            command = [
-                sys.executable, "-m", "accelerate.commands.launch", "--config_file", spec.accelerate_config,
-                "-m", module, *prefix, *args,
-            ]  # fmt: skip
+        command = stage.command(["--config", config, *flags], accelerate_config=spec.accelerate_config)
         run = SweepRun(name, params, str(run_dir), command, log=str(spec.sweep_dir / "logs" / f"{name}.log"))
-        if (run_dir / marker).is_file():
+        if (run_dir / stage.done).is_file():
             run.status = "skipped"
         runs.append(run)
     if len({r.name for r in runs}) != len(runs):
         raise ConfigError(f"{spec.source}: two runs share a name; the parameter values must differ")
     for path, text in configs.items():
-        _write_atomic(path, text)
+        write_atomic(path, text)
     return runs
 
 
@@ -336,18 +308,9 @@ def _validate(spec: SweepSpec, cls: type, args: list[str], name: str) -> None:
     try:
         cfg = parse_config(cls, args)
         if spec.stage == "pipeline":
-            from pipeline.run import Pipeline
-
             Pipeline(cfg).validate()
     except ConfigError as e:
         raise ConfigError(f"{spec.source}: run {name}: {e}") from e
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_manifest(spec: SweepSpec, runs: list[SweepRun]) -> Path:
@@ -361,8 +324,7 @@ def write_manifest(spec: SweepSpec, runs: list[SweepRun]) -> Path:
         "spec": {k: getattr(spec, k) for k in SWEEP_KEYS},
         "runs": [dataclasses.asdict(r) | {"command": shlex.join(r.command)} for r in runs],
     }
-    _write_atomic(path, json.dumps(record, indent=2, default=str))
-    return path
+    return write_json(path, record)
 
 
 def _child_env(spec: SweepSpec, run: SweepRun) -> dict[str, str]:
@@ -396,8 +358,6 @@ def _carry_over(spec: SweepSpec, runs: list[SweepRun]) -> None:
 
 def run_sweep(spec: SweepSpec, *, dry_run: bool = False, max_parallel: int | None = None) -> list[SweepRun]:
     """Plan, then launch the unfinished runs, at most `max_parallel` at once; returns every run with its status."""
-    from tqdm.auto import tqdm
-
     runs = plan(spec)
     _carry_over(spec, runs)
     todo = [r for r in runs if r.status == "pending"]
@@ -451,8 +411,6 @@ def run_sweep(spec: SweepSpec, *, dry_run: bool = False, max_parallel: int | Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`qwenpost sweep FILE [--dry_run] [--max_parallel N]`: 0 if every run finished, 1 if one failed, 2 bad input."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="qwenpost sweep", description=__doc__.split("\n")[0])
     parser.add_argument("file", help="sweep YAML, e.g. configs/sweeps/dpo_beta.yaml")
     parser.add_argument("--dry_run", action="store_true", help="print each run's command and exit")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from trl import TrlParser
-
 from qwen25.init import InitConfig, corpus_texts, init_base_checkpoint
+from stagekit.config import parse_config, run_cli
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "init":
         sys.exit("usage: python -m qwen25 init [--config YAML] [--output_dir DIR] [--model_config tiny] ...")
-    (cfg,) = TrlParser((InitConfig,)).parse_args_and_config(argv[1:])
+    run_cli(init, argv[1:])
+
+
+def init(argv: list[str]) -> None:
+    cfg = parse_config(InitConfig, argv)
     corpus = corpus_texts(cfg.corpus_path) if cfg.corpus_path else None
     out = init_base_checkpoint(
         cfg.output_dir,

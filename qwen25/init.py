@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from transformers import GenerationConfig
 
 from qwen25.model import build_model, load_preset, make_config
 from qwen25.tokenizer import build_tokenizer, load_tokenizer
+from stagekit.atomic import staged_dir
 
 
 @dataclass
@@ -96,14 +95,7 @@ def init_base_checkpoint(
     )
 
     output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with staged_dir(output_dir) as tmp:  # a killed init never leaves half a checkpoint
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return output_dir

@@ -28,9 +28,9 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from qwen25.attention import ATTN_IMPLEMENTATION, register
 from qwen25.attention.dca import CONFIG_KEY as DCA_CONFIG_KEY
-from qwen25.attention.dca import DualChunkConfig, disable_dca, enable_dca
+from qwen25.attention.dca import DualChunkConfig
+from qwen25.attention.registration import ATTN_IMPLEMENTATION, disable_dca, enable_dca, register
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
 # The architecture keys a preset may set; anything else is a typo and is refused.

@@ -11,8 +11,8 @@ generation-tagged training variant for assistant-only loss.
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -109,8 +109,6 @@ def _chain(*iterables: Iterable[str]) -> Iterable[str]:
 
 
 def _read_vocab(path: str) -> dict[str, int]:
-    import json
-
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -119,18 +117,6 @@ def _read_merges(path: str) -> list[tuple[str, str]]:
     with open(path, encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f if line.strip() and not line.startswith("#version")]
     return [tuple(line.split(" ")) for line in lines]
-
-
-def save_tokenizer(tokenizer: PreTrainedTokenizerBase, output_dir: str | os.PathLike) -> Path:
-    """Write the tokenizer atomically (temporary directory, then rename); returns the directory."""
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    tokenizer.save_pretrained(tmp)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
-    return output_dir
 
 
 def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:

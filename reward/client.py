@@ -1,4 +1,4 @@
-"""Clients of the reward service (reward/service.py), sync and async, and the GRPO reward function built on them.
+"""Clients of the reward service (reward/app.py), sync and async, and the GRPO reward function built on them.
 
     client = RewardClient("http://127.0.0.1:8765", timeout=60, retries=3)       # or a list of replica URLs
     client.wait_until_ready(120)

@@ -17,18 +17,9 @@ component with its own weight (`combine_components`), and an optional length pen
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 # The reward model's criteria in the Qwen2.5 report (section 4.4, RECIPE.md): rows may carry one as `criterion`.
 CRITERIA = ("truthfulness", "helpfulness", "conciseness", "relevance", "harmlessness", "debiasing")
-
-
-@dataclass(frozen=True)
-class RewardWeights:
-    """Weights of the two reward components."""
-
-    rm: float  # weight of the bounded reward-model score
-    verifier: float  # weight of the rule-based verifier score (in [0, 1])
 
 
 def bounded_rm_score(logit: float, *, shift: float = 0.0, scale: float = 1.0) -> float:
@@ -36,16 +27,6 @@ def bounded_rm_score(logit: float, *, shift: float = 0.0, scale: float = 1.0) ->
     if scale <= 0:
         raise ValueError(f"rm_scale must be > 0, got {scale}")
     return math.tanh((logit - shift) / scale)
-
-
-def combine_reward(rm_score: float | None, verifier_score: float | None, weights: RewardWeights) -> float:
-    """Weighted sum of the (already bounded) reward-model score and the verifier score; None counts as absent."""
-    total = 0.0
-    if rm_score is not None:
-        total += weights.rm * rm_score
-    if verifier_score is not None:
-        total += weights.verifier * verifier_score
-    return total
 
 
 def combine_components(scores: Mapping[str, float | None], weights: Mapping[str, float]) -> float:

@@ -26,11 +26,15 @@ the two xstest sizes; ours follow the released filtered split: should-refuse 154
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.configs import ConfigError, parse_config
+from datasets import Dataset, load_from_disk
+
+from reward.config import RewardEvalConfig
+from reward.model_scorer import RewardModelScorer
 from reward.preference_data import read_preference_jsonl, rows_from_dataset
+from stagekit.atomic import write_json
+from stagekit.config import ConfigError, parse_config
 
 SECTIONS: dict[str, list[str]] = {
     "Chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"],
@@ -120,8 +124,6 @@ def load_reward_bench(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise ConfigError(f"reward_bench: {path} does not exist")
     if path.suffix == ".parquet":
-        from datasets import Dataset
-
         records = [(f"{path} row {i}", row) for i, row in enumerate(Dataset.from_parquet(str(path)))]
     elif path.suffix == ".json":
         try:
@@ -183,26 +185,8 @@ def reward_bench_score(subsets: Sequence[str], correct: Sequence[bool]) -> dict:
     }
 
 
-@dataclass
-class RewardEvalConfig:
-    """`python -m reward eval` settings."""
-
-    model: str | None = field(default=None)  # reward-model checkpoint directory (`python -m reward train` output)
-    reward_bench: str | None = field(default=None)  # local Reward Bench file (JSONL/JSON/parquet)
-    eval_dataset_path: str | None = field(default=None)  # builders' held-out pairs (save_to_disk), optional
-    preference_files: list[str] | None = field(default=None)  # local JSONL preference files, optional
-    output_dir: str | None = field(default=None)  # where eval.json goes; default: the model directory
-    batch_size: int = field(default=16)  # pairs per forward
-    max_length: int = field(default=2048)  # longer inputs keep their last max_length tokens
-    device: str = field(default="auto")  # "auto", "cpu", "cuda", ...
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Parse -> load the model -> score every requested set -> eval.json + a printed table."""
-    from datasets import load_from_disk
-
-    from reward.model_scorer import RewardModelScorer
-
     config = parse_config(RewardEvalConfig, argv)
     if config.model is None or not (Path(config.model) / "config.json").is_file():
         raise ConfigError(f"model: {config.model} is not a reward-model checkpoint directory (no config.json)")
@@ -236,8 +220,6 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(config.output_dir or config.model)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "eval.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)  # never a half-written eval.json
+    write_json(path, result, default=None)
     print(f"written {path}")
     return result

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from qwen25.model import load_model
+from qwen25.tokenizer import load_tokenizer
+
 Prompt = list[dict] | str  # chat messages (TRL conversational format) or plain text
 ScoreInput = tuple[Prompt, str]  # (prompt, response)
 
@@ -57,9 +60,6 @@ class RewardModelScorer:
     @classmethod
     def from_pretrained(cls, path: str, *, device: str = "auto", dtype: str = "float32", max_length: int = 2048):
         """Load a reward-model checkpoint directory (model + tokenizer) with this project's attention."""
-        from qwen25.model import load_model
-        from qwen25.tokenizer import load_tokenizer
-
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         tokenizer = load_tokenizer(path)

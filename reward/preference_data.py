@@ -19,11 +19,10 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from pipeline.configs import ConfigError
 from reward.combine import CRITERIA
+from stagekit.config import ConfigError
 
 PREFERENCE_COLUMNS = ["prompt", "chosen", "rejected"]  # what RewardTrainer reads
-META_COLUMNS = ["id", "category", "criterion"]  # kept beside the pairs for per-category/criterion accuracy
 
 
 def _messages(value, role: str, where: str, key: str) -> list[dict] | str:

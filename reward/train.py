@@ -27,20 +27,18 @@ values are ours.
 
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from datasets import Dataset, load_from_disk
 from transformers import set_seed
-from trl import RewardConfig, RewardTrainer
+from trl import RewardTrainer
 
-from pipeline.configs import ConfigError, parse_config, require_path
-from pipeline.stage_io import load_records, resume_checkpoint
-from pipeline.tracking import setup_tracking, write_summary
 from qwen25.model import load_model
 from qwen25.tokenizer import load_tokenizer
+from reward.config import RewardTrainConfig
 from reward.evaluate import pairwise_accuracy, score_pairs
+from reward.model_scorer import RewardModelScorer, encode_pair
 from reward.preference_data import (
     PREFERENCE_COLUMNS,
     read_preference_jsonl,
@@ -49,19 +47,9 @@ from reward.preference_data import (
     to_dataset,
     unify_format,
 )
-
-
-@dataclass
-class RewardTrainConfig(RewardConfig):
-    """TRL's RewardConfig (every TrainingArguments key) plus where the model and data come from."""
-
-    model_name_or_path: str | None = field(default=None)  # SFT checkpoint directory (HF format, tokenizer inside)
-    dataset_path: str | None = field(default=None)  # builders' preference pairs (save_to_disk); optional with files
-    preference_files: list[str] | None = field(default=None)  # local JSONL preference files, added to dataset_path
-    eval_dataset_path: str | None = field(default=None)  # held-out pairs for the final pairwise accuracy; optional
-    eval_preference_files: list[str] | None = field(default=None)  # held-out JSONL preference files; optional
-    criterion: str | None = field(default=None)  # train on rows labelled with this criterion only; None: all rows
-    experiment: str = field(default="default")  # wandb group shared by every stage of one pipeline run
+from stagekit.config import ConfigError, parse_config, require_path
+from stagekit.stage_io import load_records, resume_checkpoint
+from stagekit.tracking import setup_tracking, write_summary
 
 
 def load_preference_dataset(config: RewardTrainConfig, key: str) -> Dataset:
@@ -171,8 +159,6 @@ def main(argv: list[str] | None = None) -> dict:
 def grouped_accuracy(config: RewardTrainConfig, rows: list[dict]) -> dict:
     """Pairwise accuracy of the saved checkpoint per category and criterion, on the pairs that fit max_length (the
     ones the trainer evaluated). Reloads the checkpoint so it works the same under DDP and ZeRO-3."""
-    from reward.model_scorer import RewardModelScorer, encode_pair
-
     device = "cpu" if config.use_cpu or not torch.cuda.is_available() else "cuda"
     limit = config.max_length or 1 << 30  # RewardTrainer filters nothing when max_length is None
     scorer = RewardModelScorer.from_pretrained(config.output_dir, device=device, max_length=limit)

@@ -7,7 +7,7 @@ block-diagonal causal mask); the model runs our attention (`attn_implementation=
 `fused_linear_ce: true` the loss comes from our fused linear cross-entropy (qwen25/ops) in place of TRL's own
 chunked LM head; `use_peft: true` trains LoRA adapters through PEFT (TRL's `peft_config`), saves them to
 `<output_dir>/adapter` (plain `PeftModel.from_pretrained` loads them) and the merged model to `<output_dir>`, so the
-next stage reads a full checkpoint either way. Checkpoints are staged and renamed (pipeline/checkpointing.py), so
+next stage reads a full checkpoint either way. Checkpoints are staged and renamed (stagekit/checkpointing.py), so
 `resume_from_checkpoint: auto` after a kill resumes exactly (data order, RNG, optimizer) from the last complete one.
 Report values (RECIPE.md) live in the configs for real sizes; configs/sft/tiny.yaml departs from them
 on purpose (from-scratch tiny model: higher learning rate, short sequences) and says so.
@@ -19,26 +19,21 @@ Any key can be overridden: `... --learning_rate 1e-5 --output_dir runs/x/sft`.
 
 from __future__ import annotations
 
-from pipeline.checkpointing import atomic_checkpoints
-from pipeline.configs import parse_config, require_path, run_cli
-from pipeline.stage_io import load_records, resume_checkpoint
-from pipeline.tracking import setup_tracking, write_summary
 from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
 from sft.config import SFTStageConfig
+from stagekit.checkpointing import atomic_checkpoints
+from stagekit.config import parse_config, require_path, run_cli
+from stagekit.stage_io import load_train_eval, resume_checkpoint
+from stagekit.tracking import setup_tracking, write_summary
 
 
 def main(argv: list[str] | None = None) -> dict:
     # 1. config: YAML + overrides, validated before anything heavy
     cfg = parse_config(SFTStageConfig, argv)
     model_dir = require_path(cfg, "model_name_or_path", checkpoint=True)
-    train = load_records(cfg.dataset_path, key="dataset_path", columns=["messages"])
-    evaluation = (
-        load_records(cfg.eval_dataset_path, key="eval_dataset_path", columns=["messages"])
-        if cfg.eval_dataset_path
-        else None
-    )
+    train, evaluation = load_train_eval(cfg, ["messages"])
 
     # 2. model and tokenizer, with our attention
     from trl import SFTTrainer  # imported late: the config check above should not wait for it

@@ -1,4 +1,5 @@
-"""SFT stage config: TRL's `SFTConfig` plus where the model and data come from, and the LoRA switch.
+"""SFT stage config: TRL's `SFTConfig` plus where the model and data come from, and the LoRA switch (the
+`fused_linear_ce` and `experiment` fields are the shared ones of qwen25.ops and stagekit.tracking).
 
 The LoRA fields keep the names of TRL's `ModelConfig` (`use_peft`, `lora_r`, ...), so a TRL user's YAML keys work.
 """
@@ -9,11 +10,13 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
-from pipeline.configs import ConfigError
+from qwen25.ops.fused_lm_head import FusedLinearCEArguments
+from stagekit.config import ConfigError
+from stagekit.tracking import ExperimentArguments
 
 
 @dataclass
-class SFTStageConfig(SFTConfig):
+class SFTStageConfig(SFTConfig, FusedLinearCEArguments, ExperimentArguments):
     model_name_or_path: str = field(
         default="runs/tiny/base", metadata={"help": "base checkpoint dir (ours or a real Qwen2.5 checkpoint)"}
     )
@@ -21,11 +24,6 @@ class SFTStageConfig(SFTConfig):
         default="runs/tiny/data/sft", metadata={"help": "SFT rows (save_to_disk) with a `messages` column"}
     )
     eval_dataset_path: str | None = field(default=None, metadata={"help": "optional held-out SFT rows"})
-    experiment: str = field(default="tiny", metadata={"help": "experiment name = wandb group"})
-    fused_linear_ce: bool = field(
-        default=False,
-        metadata={"help": "loss from qwen25.ops' fused linear cross-entropy instead of TRL's chunked LM head"},
-    )
     use_peft: bool = field(
         default=False,
         metadata={"help": "train LoRA adapters (PEFT) instead of all weights; adapter saved to <output_dir>/adapter"},

@@ -22,8 +22,8 @@ from data_builders.config import CodeAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
 from data_builders.seeds import CodeSeed, parse_code, read_jsonl
-from data_builders.verifiers import VerifierResult
-from data_builders.verifiers.code import verify_code_many
+from verifiers import VerifierResult
+from verifiers.code import verify_code_many
 
 CATEGORY = "code"
 PHRASINGS = (

@@ -19,7 +19,7 @@ from collections import Counter
 from data_builders.config import CrossLingualAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
-from data_builders.verifiers.cross_lingual import ANSWER_WORDS
+from verifiers.cross_lingual import ANSWER_WORDS
 
 CATEGORY = "cross_lingual"
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "es": "Spanish", "de": "German", "sw": "Swahili",

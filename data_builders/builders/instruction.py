@@ -24,7 +24,7 @@ from data_builders.config import InstructionAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
 from data_builders.seeds import parse_instruction, read_jsonl
-from data_builders.verifiers.instruction import CONFLICTS, CONSTRAINTS, KEYWORD_POOL, check_constraints
+from verifiers.instruction import CONFLICTS, CONSTRAINTS, KEYWORD_POOL, check_constraints
 
 CATEGORY = "instruction"
 TOPICS = (

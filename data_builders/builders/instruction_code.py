@@ -51,8 +51,9 @@ from data_builders.builders.instruction import SENTENCES, TASKS, TOPICS
 from data_builders.config import InstructionCodeAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
-from data_builders.verifiers import VerifierResult
-from data_builders.verifiers.instruction_code import (
+from sandbox import SandboxJob, run_many
+from verifiers import VerifierResult
+from verifiers.instruction_code import (
     MAX_FUNCTION_CHARS,
     MODULE,
     check_limits,
@@ -185,7 +186,6 @@ FAMILIES = (
         lambda p, body, ok: " ".join([*body[:2], *(f"Keep it {p['word']}." for _ in range(p["n"] + (not ok)))]),
     ),
 )
-FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 
 
 def _fit_words(body: list[str], lo: int, hi: int, ok: bool) -> str:
@@ -420,8 +420,6 @@ def author_queries(area: InstructionCodeAreaConfig, seed: int, generator: Genera
 
 def accept(tasks: Sequence[CheckTask | AuthoredTask], workers: int | None = None) -> list[bool]:
     """Whether each task's function passes its own unit tests in the sandbox (one batch)."""
-    from data_builders.sandbox import SandboxJob, run_many
-
     jobs = [SandboxJob(t.tests, "python", extra_files={f"{MODULE}.py": t.function}, limits=check_limits())
             for t in tasks]
     return [outcome.status == "passed" for outcome in run_many(jobs, workers=workers)]

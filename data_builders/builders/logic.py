@@ -24,8 +24,8 @@ from data_builders.builders.sampling import distinct_queries
 from data_builders.config import LogicAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import assistant_message, user_message
-from data_builders.verifiers import verify
-from data_builders.verifiers.final_answer import same_answer
+from verifiers import verify
+from verifiers.final_answer import same_answer
 
 CATEGORY = "logic"
 NAMES = ("Ana", "Ben", "Chloe", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jun")

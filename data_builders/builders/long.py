@@ -24,8 +24,8 @@ from data_builders.config import LongAreaConfig
 from data_builders.generators import Candidate, Generator, ProceduralGenerator, Query
 from data_builders.records import user_message
 from data_builders.seeds import read_jsonl
-from data_builders.tokens import count_tokens
-from data_builders.verifiers.text import count_words
+from verifiers.text import count_words
+from verifiers.tokens import count_tokens
 
 CATEGORY = "long"
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",

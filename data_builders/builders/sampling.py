@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import assistant_message, preference_record, rl_query_record, sft_record
-from data_builders.verifiers import VerifierResult, verify
+from verifiers import VerifierResult, verify
 
 SPLIT_KINDS = {"sft": "sft", "preference": "preference", "preference_eval": "preference",
                "rl_queries": "rl_query", "heldout": "rl_query"}

@@ -14,11 +14,18 @@ that ignores the system prompt.
 import random
 from collections import Counter
 
-from data_builders.builders.instruction import TASKS, TOPICS, composed_candidates, draw_rules, instruction_reference
+from data_builders.builders.instruction import (
+    SENTENCES,
+    TASKS,
+    TOPICS,
+    composed_candidates,
+    draw_rules,
+    instruction_reference,
+)
 from data_builders.config import SystemAreaConfig
 from data_builders.generators import Generator, Query
 from data_builders.records import user_message
-from data_builders.verifiers.instruction import CONSTRAINTS
+from verifiers.instruction import CONSTRAINTS
 
 CATEGORY = "system"
 PERSONAS = (
@@ -50,8 +57,6 @@ def system_prompt(rng: random.Random, count: int, topic_text: str) -> tuple[str,
 
 
 def make_queries(area: SystemAreaConfig, seed: int, generator: Generator | None = None) -> tuple[list[Query], Counter]:
-    from data_builders.builders.instruction import SENTENCES
-
     rng = random.Random(f"{seed}:system")
     queries, taken, dropped = [], set(), Counter()
     attempts = 0

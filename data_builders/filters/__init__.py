@@ -19,6 +19,7 @@ In this order, on the area rows (the tiny demo's arithmetic splits are left alon
 from collections import Counter
 from dataclasses import dataclass, field
 
+from data_builders.filters.critic import GeneratorCritic, RewardCritic
 from data_builders.filters.decontaminate import MIN_RATIO, MIN_TOKENS, Decontaminator, read_eval_file
 from data_builders.filters.dedup import near_duplicates
 from data_builders.generators import Generator
@@ -121,12 +122,8 @@ def row_text(row: dict) -> str:
 
 def make_critic(config: FilterConfig, generator: Generator | None):
     if config.critic == "reward":
-        from data_builders.filters.critic import RewardCritic
-
         return RewardCritic(config.critic_url, config.critic_threshold, config.critic_timeout_s)
     if config.critic == "generator":
-        from data_builders.filters.critic import GeneratorCritic
-
         if generator is None or generator.name == "procedural":
             raise ValueError("config key 'filters.critic.backend': 'generator' needs a model generator backend "
                              "(hf or openai); the procedural one cannot judge")

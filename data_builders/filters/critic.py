@@ -10,6 +10,7 @@ import re
 
 from data_builders.generators import Generator, Query
 from data_builders.records import user_message
+from reward.client import RewardClient
 
 JUDGE_PROMPT = (
     "You are a strict reviewer of assistant responses. Read the conversation and the final response. If the "
@@ -28,8 +29,6 @@ class RewardCritic:
     """Scores with the reward service; `reward` >= threshold accepts."""
 
     def __init__(self, url: str | list[str], threshold: float, timeout_s: float = 60.0, client=None) -> None:
-        from reward.client import RewardClient
-
         self.client = client if client is not None else RewardClient(url, timeout=timeout_s)
         self.threshold = threshold
 

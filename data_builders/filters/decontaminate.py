@@ -1,7 +1,7 @@
 """Decontamination against evaluation sets, with the report's rule (RECIPE.md): a training sample is dropped when
 its longest common subsequence with a test sample is at least 13 tokens AND at least 0.6 x the shorter length.
 
-Tokens are `data_builders.tokens.words` (lower-cased letter runs, digits, punctuation). The LCS is computed with
+Tokens are `verifiers.tokens.words` (lower-cased letter runs, digits, punctuation). The LCS is computed with
 the bit-parallel algorithm of Hyyrö (2004; Allison & Dix 1986): one Python integer holds a bit per token of one
 sequence, so a pair costs O(len_a x len_b / 64) machine operations instead of a dynamic-programming table; no
 library on the stack computes a token-level LCS. Before any LCS, the multiset overlap of the two token sequences
@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from data_builders.seeds import read_jsonl
-from data_builders.tokens import words
+from verifiers.tokens import words
 
 MIN_TOKENS = 13  # RECIPE.md: at least 13 tokens ...
 MIN_RATIO = 0.6  # ... and at least 0.6 x the shorter length

@@ -1,13 +1,13 @@
 """Near-duplicate removal with MinHash LSH (`datasketch`): of rows whose texts have an estimated Jaccard
 similarity of word shingles at or above the threshold, the first (in build order) is kept.
 
-Shingles are `shingle` consecutive tokens of `data_builders.tokens.words` (a text shorter than that is one
+Shingles are `shingle` consecutive tokens of `verifiers.tokens.words` (a text shorter than that is one
 shingle). MinHash uses datasketch's fixed default seed, so the same rows always give the same kept set.
 """
 
 from datasketch import MinHash, MinHashLSH
 
-from data_builders.tokens import words
+from verifiers.tokens import words
 
 
 def minhash(text: str, num_perm: int, shingle: int) -> MinHash:

@@ -6,11 +6,14 @@
 """
 
 from data_builders.generators.base import Candidate, Generator, Query
+from data_builders.generators.hf import HFGenerator
+from data_builders.generators.openai_http import OpenAIGenerator
 from data_builders.generators.procedural import ProceduralGenerator
 
 BACKENDS = ("procedural", "hf", "openai")
 
-__all__ = ["BACKENDS", "Candidate", "Generator", "ProceduralGenerator", "Query", "make_generator"]
+__all__ = ["BACKENDS", "Candidate", "Generator", "HFGenerator", "OpenAIGenerator", "ProceduralGenerator", "Query",
+           "make_generator"]
 
 
 def make_generator(settings: dict, seed: int = 0) -> Generator:
@@ -22,12 +25,8 @@ def make_generator(settings: dict, seed: int = 0) -> Generator:
             raise ValueError(f"config key 'generator': the procedural backend takes no options, got {sorted(options)}")
         return ProceduralGenerator(seed=seed)
     if backend == "hf":
-        from data_builders.generators.hf import HFGenerator
-
         options.setdefault("seed", seed)
         return HFGenerator(**options)
     if backend == "openai":
-        from data_builders.generators.openai_http import OpenAIGenerator
-
         return OpenAIGenerator(**options)
     raise ValueError(f"config key 'generator.backend': expected one of {list(BACKENDS)}, got {backend!r}")

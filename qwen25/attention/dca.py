@@ -19,14 +19,14 @@ true one, so DCA changes nothing there (mathematically; bit for bit up to chunk_
 takes the plain path).
 
 How it plugs into transformers' Qwen2 attention, which applies RoPE *before* calling the attention function:
-`enable_dca(model, ...)` replaces the model's rotary embedding by `DualChunkRotaryEmbedding`, which asks the original
-for position `position_ids mod L`. Keys therefore reach the attention function, and the KV cache, already rotated
-at DCA's key position j mod L (for every layout: each token's own position_ids are used), and queries at their
-intra-chunk position. The attention function then derives q_succ and q_inter by rotating q further by the
-difference (at most s, so fp32 angles stay exact enough), never un-rotating by large absolute positions. RoPE
-scaling (YaRN's attention factor) is already inside q and k; the extra rotation is a pure one. Marking each
-attention module (`module.dual_chunk`) is what turns DCA on in `qwen25_attention`; the config key
-`dual_chunk_attention_config` makes `qwen25.model.load_model` do it again when a checkpoint is loaded.
+`enable_dca(model, ...)` (registration.py, beside the attention it switches) replaces the model's rotary embedding
+by `DualChunkRotaryEmbedding`, which asks the original for position `position_ids mod L`. Keys therefore reach the
+attention function, and the KV cache, already rotated at DCA's key position j mod L (for every layout: each token's
+own position_ids are used), and queries at their intra-chunk position. The attention function then derives q_succ
+and q_inter by rotating q further by the difference (at most s, so fp32 angles stay exact enough), never un-rotating
+by large absolute positions. RoPE scaling (YaRN's attention factor) is already inside q and k; the extra rotation is
+a pure one. Marking each attention module (`module.dual_chunk`) is what turns DCA on in `qwen25_attention`; the
+config key `dual_chunk_attention_config` makes `qwen25.model.load_model` do it again when a checkpoint is loaded.
 
 Paths: `dual_chunk_attention_reference` (PyTorch, differentiable; processes queries in blocks so 64K-token
 prefills fit in memory, and skips keys no query of a block can see) and the Triton forward kernel
@@ -37,12 +37,14 @@ serving only).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from qwen25.attention.reference import segment_ids_from_cu_seqlens, segment_ids_from_position_ids
+from stagekit.config import ConfigError
 
 CONFIG_KEY = "dual_chunk_attention_config"  # the key in config.json (Qwen2.5-1M's, read by vLLM)
 UNSUPPORTED_ROPE = ("dynamic", "longrope")  # their frequencies change with the length seen: no fixed remapping
@@ -97,6 +99,40 @@ class DualChunkConfig:
         if self.original_max_position_embeddings is not None:
             out["original_max_position_embeddings"] = self.original_max_position_embeddings
         return out
+
+
+def parse_dca(value: dict | str | bool | None, key: str = "dca") -> dict | bool | None:
+    """A `dca` setting as `qwen25.model.load_model(dca=...)` takes it, validated before any model loads.
+
+    None: the checkpoint's config decides; False or "off": DCA off; a mapping or a JSON object: those keys;
+    "CHUNK_SIZE,LOCAL_SIZE" (the command-line form, e.g. 32768,1024): that config. ConfigError names `key`
+    (a config key, or a flag such as "--dca") and what was wrong.
+    """
+    if value is None or value is False:
+        return value
+    text = str(value).strip()
+    if not isinstance(value, dict) and text.lower() in ("off", "none", "false"):
+        return False
+    if isinstance(value, dict):
+        parsed = value
+    elif text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{key}: {value!r} is not a JSON object ({e})") from None
+    else:
+        try:
+            chunk_size, local_size = (int(p) for p in text.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"{key} {value!r}: expected CHUNK_SIZE,LOCAL_SIZE (e.g. 32768,1024), a mapping, or off"
+            ) from None
+        parsed = {"chunk_size": chunk_size, "local_size": local_size}
+    try:
+        DualChunkConfig.from_dict(parsed, where=key)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return parsed
 
 
 def dca_query_positions(positions: torch.Tensor, config: DualChunkConfig) -> tuple[torch.Tensor, ...]:
@@ -201,7 +237,7 @@ def key_positions(
     return torch.arange(k_len, device=device).expand(batch, -1)
 
 
-def _segments(batch, q_len, k_len, device, cu_seq_lens_q, cu_seq_lens_k, position_ids):
+def segments(batch, q_len, k_len, device, cu_seq_lens_q, cu_seq_lens_k, position_ids):
     """Packed-segment ids (B, Lq), (B, Lk) or (None, None): the rule of `reference.build_attention_mask`."""
     if cu_seq_lens_q is not None:
         if batch != 1:
@@ -303,77 +339,14 @@ def dual_chunk_attention_reference(
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# enabling DCA on a model
-
-
-def enable_dca(model: nn.Module, dca: dict | DualChunkConfig) -> DualChunkConfig:
-    """Turn DCA on in a loaded Qwen2 model (ours or transformers'), in place; returns the validated config.
-
-    Sets `config.dual_chunk_attention_config` (saved with the checkpoint, read back by `load_model` and vLLM),
-    wraps the rotary embedding (positions mod chunk_len) and marks every attention module. Idempotent; a second
-    call with another config replaces the first. The model must use attn_implementation "qwen25".
-    """
-    from qwen25.attention.registration import ATTN_IMPLEMENTATION
-
-    config = DualChunkConfig.from_dict(dca)
-    model_config = model.config
-    if model_config._attn_implementation != ATTN_IMPLEMENTATION:
-        raise ValueError(
-            f"DCA runs in the {ATTN_IMPLEMENTATION!r} attention; this model uses "
-            f"{model_config._attn_implementation!r} (load it with qwen25.model.load_model)"
-        )
-    rope_type = (getattr(model_config, "rope_parameters", None) or {}).get("rope_type", "default")
-    if rope_type in UNSUPPORTED_ROPE:
-        raise ValueError(f"DCA needs a fixed RoPE; rope_type {rope_type!r} changes with the length")
-    original = config.original_max_position_embeddings
-    if original is None:
-        rope = getattr(model_config, "rope_parameters", None) or {}
-        original = rope.get("original_max_position_embeddings") or model_config.max_position_embeddings
-        if config.chunk_size > original:
-            raise ValueError(
-                f"{CONFIG_KEY}.chunk_size={config.chunk_size} exceeds the trained length {original} of this model"
-            )
-    base = model.base_model if hasattr(model, "base_model") else model
-    rotary = getattr(base, "rotary_emb", None)
-    if rotary is None:
-        raise ValueError(f"{type(model).__name__} has no rotary_emb: not a Qwen2-style model")
-    if isinstance(rotary, DualChunkRotaryEmbedding):
-        rotary = rotary.rotary
-    wrapped = DualChunkRotaryEmbedding(rotary, config)
-    base.rotary_emb = wrapped
-    state = DualChunkState(config, wrapped)
-    marked = 0
-    for module in model.modules():
-        if hasattr(module, "q_proj") and hasattr(module, "k_proj") and hasattr(module, "layer_idx"):
-            module.dual_chunk = state  # a plain attribute (not an nn.Module): no new parameters or buffers
-            marked += 1
-    if not marked:
-        raise ValueError(f"found no attention modules in {type(model).__name__}")
-    model_config.dual_chunk_attention_config = config.as_dict()
-    return config
-
-
-def disable_dca(model: nn.Module) -> None:
-    """Undo `enable_dca`: plain rotary embedding and attention, config key removed."""
-    base = model.base_model if hasattr(model, "base_model") else model
-    if isinstance(getattr(base, "rotary_emb", None), DualChunkRotaryEmbedding):
-        base.rotary_emb = base.rotary_emb.rotary
-    for module in model.modules():
-        if hasattr(module, "dual_chunk"):
-            del module.dual_chunk
-    if hasattr(model.config, CONFIG_KEY):
-        delattr(model.config, CONFIG_KEY)
-
-
 __all__ = [
     "CONFIG_KEY",
     "DualChunkConfig",
     "DualChunkRotaryEmbedding",
     "dca_queries",
     "dca_query_positions",
-    "disable_dca",
     "dual_chunk_attention_reference",
-    "enable_dca",
     "key_positions",
+    "parse_dca",
+    "segments",
 ]

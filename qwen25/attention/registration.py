@@ -38,9 +38,21 @@ import weakref
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, flash_attention_mask, sdpa_mask
 
+from qwen25.attention.dca import (
+    CONFIG_KEY,
+    UNSUPPORTED_ROPE,
+    DualChunkConfig,
+    DualChunkRotaryEmbedding,
+    DualChunkState,
+    dca_queries,
+    dual_chunk_attention_reference,
+    key_positions,
+    segments,
+)
 from qwen25.attention.reference import attention_reference, build_attention_mask, segment_ids_from_position_ids
 
 ATTN_IMPLEMENTATION = "qwen25"
@@ -283,7 +295,7 @@ def qwen25_attention(
     position_ids = kwargs.get("position_ids")
     dropout_active = dropout > 0.0 and module.training
 
-    dual_chunk = getattr(module, "dual_chunk", None)  # set by qwen25.attention.dca.enable_dca
+    dual_chunk = getattr(module, "dual_chunk", None)  # set by enable_dca below
     # up to chunk_len keys (or packed segments of at most chunk_len tokens, `max_length_k` from the collator) every
     # position is < chunk_len (positions never exceed a token's index in its segment, as transformers builds them):
     # DCA's remapping is the identity and plain attention is exact
@@ -337,8 +349,6 @@ def _dual_chunk_attention(
     The Triton forward (`dca_triton.py`) where the plain kernel would run and no gradient is needed; otherwise
     the PyTorch reference (differentiable). BACKEND="triton" raises where the kernel cannot apply.
     """
-    from qwen25.attention.dca import _segments, dca_queries, dual_chunk_attention_reference, key_positions
-
     if dropout_active:
         raise NotImplementedError("dual chunk attention has no attention dropout (Qwen2.5 uses attention_dropout 0)")
     config = state.config
@@ -365,7 +375,7 @@ def _dual_chunk_attention(
 
     if attention_mask is not None and attention_mask.dim() == 2:
         attention_mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, k): key padding
-    seg_q, seg_k = _segments(batch, q_len, k_len, query.device, cu_seq_lens_q, cu_seq_lens_k, position_ids)
+    seg_q, seg_k = segments(batch, q_len, k_len, query.device, cu_seq_lens_q, cu_seq_lens_k, position_ids)
     return dual_chunk_attention_reference(
         query, q_succ, q_inter, key, value, chunk_len=config.chunk_len, k_pos=k_pos,
         attention_mask=attention_mask, seg_q=seg_q, seg_k=seg_k, scaling=scaling,
@@ -400,3 +410,60 @@ def register() -> None:
     """Idempotent: make `attn_implementation="qwen25"` available to every transformers model."""
     AttentionInterface.register(ATTN_IMPLEMENTATION, qwen25_attention)
     AttentionMaskInterface.register(ATTN_IMPLEMENTATION, qwen25_mask)
+
+
+def enable_dca(model: nn.Module, dca: dict | DualChunkConfig) -> DualChunkConfig:
+    """Turn DCA on in a loaded Qwen2 model (ours or transformers'), in place; returns the validated config.
+
+    Sets `config.dual_chunk_attention_config` (saved with the checkpoint, read back by `load_model` and vLLM),
+    wraps the rotary embedding (positions mod chunk_len) and marks every attention module. Idempotent; a second
+    call with another config replaces the first. The model must use attn_implementation "qwen25".
+    """
+    config = DualChunkConfig.from_dict(dca)
+    model_config = model.config
+    if model_config._attn_implementation != ATTN_IMPLEMENTATION:
+        raise ValueError(
+            f"DCA runs in the {ATTN_IMPLEMENTATION!r} attention; this model uses "
+            f"{model_config._attn_implementation!r} (load it with qwen25.model.load_model)"
+        )
+    rope_type = (getattr(model_config, "rope_parameters", None) or {}).get("rope_type", "default")
+    if rope_type in UNSUPPORTED_ROPE:
+        raise ValueError(f"DCA needs a fixed RoPE; rope_type {rope_type!r} changes with the length")
+    original = config.original_max_position_embeddings
+    if original is None:
+        rope = getattr(model_config, "rope_parameters", None) or {}
+        original = rope.get("original_max_position_embeddings") or model_config.max_position_embeddings
+        if config.chunk_size > original:
+            raise ValueError(
+                f"{CONFIG_KEY}.chunk_size={config.chunk_size} exceeds the trained length {original} of this model"
+            )
+    base = model.base_model if hasattr(model, "base_model") else model
+    rotary = getattr(base, "rotary_emb", None)
+    if rotary is None:
+        raise ValueError(f"{type(model).__name__} has no rotary_emb: not a Qwen2-style model")
+    if isinstance(rotary, DualChunkRotaryEmbedding):
+        rotary = rotary.rotary
+    wrapped = DualChunkRotaryEmbedding(rotary, config)
+    base.rotary_emb = wrapped
+    state = DualChunkState(config, wrapped)
+    marked = 0
+    for module in model.modules():
+        if hasattr(module, "q_proj") and hasattr(module, "k_proj") and hasattr(module, "layer_idx"):
+            module.dual_chunk = state  # a plain attribute (not an nn.Module): no new parameters or buffers
+            marked += 1
+    if not marked:
+        raise ValueError(f"found no attention modules in {type(model).__name__}")
+    model_config.dual_chunk_attention_config = config.as_dict()
+    return config
+
+
+def disable_dca(model: nn.Module) -> None:
+    """Undo `enable_dca`: plain rotary embedding and attention, config key removed."""
+    base = model.base_model if hasattr(model, "base_model") else model
+    if isinstance(getattr(base, "rotary_emb", None), DualChunkRotaryEmbedding):
+        base.rotary_emb = base.rotary_emb.rotary
+    for module in model.modules():
+        if hasattr(module, "dual_chunk"):
+            del module.dual_chunk
+    if hasattr(model.config, CONFIG_KEY):
+        delattr(model.config, CONFIG_KEY)

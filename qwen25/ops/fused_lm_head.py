@@ -18,11 +18,23 @@ from __future__ import annotations
 
 import functools
 import types
+from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel
 
 from qwen25.ops.fused_linear_ce import STATS, fused_linear_token_stats
+
+
+@dataclass
+class FusedLinearCEArguments:
+    """The `fused_linear_ce` switch, declared once and mixed into the SFT, DPO and GRPO stage configs."""
+
+    fused_linear_ce: bool = field(
+        default=False,
+        metadata={"help": "the loss / per-token log-probs and entropy from qwen25.ops' fused linear cross-entropy "
+                  "(never materialises the logits) instead of TRL's own chunked LM head"},
+    )
 
 
 def add_fused_linear_ce_head(

@@ -20,8 +20,8 @@ from data_builders.records import (
     validate_rl_query_record,
     validate_sft_record,
 )
-from data_builders.verifiers import verify
 from data_builders.writer import split_sha256
+from verifiers import verify
 
 SMOKE = Path(__file__).resolve().parents[2] / "configs" / "data" / "smoke.yaml"
 EQUATION = re.compile(r"(\d+) ([-+×÷]) (\d+) = (\d+)")

@@ -13,8 +13,8 @@ from data_builders.builders.sampling import assign_splits, failure_reason
 from data_builders.config import DataConfig, parse_area
 from data_builders.generators import ProceduralGenerator
 from data_builders.records import validate_preference_record, validate_rl_query_record, validate_sft_record
-from data_builders.verifiers import verify
-from data_builders.verifiers.instruction_code import verify_instruction_code
+from verifiers import verify
+from verifiers.instruction_code import verify_instruction_code
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLITS = {"sft": 0.4, "preference": 0.4, "rl_queries": 0.2}
@@ -110,7 +110,7 @@ def test_procedural_code_tasks_correct_code_passes_and_bugs_fail():
     """Python and JavaScript, every family and bug except the infinite loops (each costs a 6 s timeout; the
     benchmark and verified_small.yaml run those)."""
     from data_builders.builders.code_tasks import FAMILIES, FENCES, render_tests
-    from data_builders.verifiers.code import verify_code_many
+    from verifiers.code import verify_code_many
 
     items, kinds = [], []
     for family in FAMILIES:

@@ -8,7 +8,7 @@ import pytest
 from data_builders.builders import cross_lingual
 from data_builders.config import parse_area
 from data_builders.generators.openai_http import OpenAIGenerator
-from data_builders.verifiers import verify
+from verifiers import verify
 
 REF = {"type": "cross_lingual", "language": "sw", "answer": "15",
        "original": "Compute the sum of these numbers: 7, 8."}

@@ -15,9 +15,9 @@ from data_builders.filters.decontaminate import Decontaminator, is_contaminated,
 from data_builders.filters.dedup import near_duplicates
 from data_builders.generators.openai_http import OpenAIGenerator
 from data_builders.records import sft_record
-from data_builders.verifiers import VerifierResult
+from verifiers import VerifierResult
 
-# distinct one-token words ("ab", "ac", ...): data_builders.tokens.words keeps each as one token
+# distinct one-token words ("ab", "ac", ...): verifiers.tokens.words keeps each as one token
 VOCAB = ["".join(p) for p in itertools.product(string.ascii_lowercase, repeat=2)]
 
 

@@ -15,7 +15,7 @@ from data_builders.builders.sampling import failure_reason
 from data_builders.config import DataConfig, parse_area
 from data_builders.generators.openai_http import OpenAIGenerator
 from data_builders.records import validate_preference_record, validate_sft_record
-from data_builders.verifiers import verify
+from verifiers import verify
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = "```"
@@ -231,7 +231,7 @@ def test_config_refuses_bad_author_settings(settings, generator, message):
 def test_model_text_is_never_run_in_process():
     """No exec/eval/compile/__import__ in the builder or its verifier: model-written code only runs in the
     sandbox (the builds above also check the good function's module-level marker never ran here)."""
-    for path in ("data_builders/builders/instruction_code.py", "data_builders/verifiers/instruction_code.py"):
+    for path in ("data_builders/builders/instruction_code.py", "verifiers/instruction_code.py"):
         tree = ast.parse((ROOT / path).read_text())
         called = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call)
                   and isinstance(node.func, ast.Name)}

@@ -11,7 +11,7 @@ import pytest
 from data_builders.builders import logic
 from data_builders.config import parse_area
 from data_builders.generators import Candidate
-from data_builders.verifiers import verify
+from verifiers import verify
 
 STEPS = ["ana > ben > chloe"]
 

@@ -9,8 +9,8 @@ import pytest
 from data_builders.builders import long as long_area
 from data_builders.config import parse_area
 from data_builders.generators.openai_http import OpenAIGenerator
-from data_builders.tokens import approx_tokens
-from data_builders.verifiers import verify
+from verifiers import verify
+from verifiers.tokens import approx_tokens
 
 
 def words(n: int) -> str:

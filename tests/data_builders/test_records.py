@@ -17,7 +17,7 @@ from data_builders.records import (
     validate_rl_query_record,
     validate_sft_record,
 )
-from data_builders.verifiers import verify
+from verifiers import verify
 
 PROMPT = [user_message("Sam has 7 marbles and gets 5 more. How many marbles does Sam have now?")]
 GOOD = "7 + 5 = 12. The answer is \\boxed{12}."

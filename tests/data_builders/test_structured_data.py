@@ -8,7 +8,7 @@ import pytest
 
 from data_builders.builders import structured
 from data_builders.config import parse_area
-from data_builders.verifiers import verify
+from verifiers import verify
 
 REASONING = "The rows in group home are lamp and desk. Their quantities are 3 and 4, which add up to 7."
 

@@ -5,7 +5,7 @@ import random
 
 from data_builders.builders import system
 from data_builders.config import parse_area
-from data_builders.verifiers import verify
+from verifiers import verify
 
 
 def test_hundreds_of_distinct_system_prompts():

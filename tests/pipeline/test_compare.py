@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.compare import direction, final_and_best, resolve_runs
-from pipeline.configs import ConfigError
+from stagekit.config import ConfigError
 
 
 def _losses(run_dir) -> list[tuple[int, float]]:

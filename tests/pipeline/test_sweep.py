@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.configs import ConfigError
 from pipeline.sweep import assignments, load_sweep, plan, run_name, run_sweep
+from stagekit.config import ConfigError
 
 
 def _sweep_file(tmp_path, **spec) -> str:

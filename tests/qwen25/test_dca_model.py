@@ -11,7 +11,8 @@ import torch
 import yaml
 
 from qwen25.attention import registration
-from qwen25.attention.dca import CONFIG_KEY, DualChunkRotaryEmbedding, enable_dca
+from qwen25.attention.dca import CONFIG_KEY, DualChunkRotaryEmbedding
+from qwen25.attention.registration import enable_dca
 from qwen25.model import load_model, load_preset, make_config, preset_names
 
 DCA = {"chunk_size": 48, "local_size": 8}  # chunk_len 40
@@ -154,8 +155,8 @@ def test_bad_long_preset_names_the_problem(tmp_path, text, message):
 
 @pytest.mark.parametrize("name", ["qwen2.5-7b-long", "qwen2.5-turbo-262k"])
 def test_long_sft_configs_parse(name):
-    from pipeline.configs import parse_config
     from sft.config import SFTStageConfig
+    from stagekit.config import parse_config
 
     path = ROOT / "configs" / "sft" / f"{name}.yaml"
     cfg = parse_config(SFTStageConfig, ["--config", str(path), "--bf16", "false", "--use_cpu", "true"])

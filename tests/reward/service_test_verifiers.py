@@ -3,7 +3,7 @@
 
 import time
 
-from data_builders.verifiers.result import VerifierResult
+from verifiers.result import VerifierResult
 
 
 def verify_sleep(response: str, reference: dict) -> VerifierResult:

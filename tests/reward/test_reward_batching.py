@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from reward import batching
 from reward.batching import DynamicBatcher
 
 
@@ -57,18 +58,24 @@ def test_items_arriving_while_a_forward_runs_form_the_next_batch():
     assert [len(b) for b in fn.batches] == [1, 5]
 
 
-def test_a_lone_item_waits_at_most_max_wait():
+def test_a_lone_item_waits_at_most_max_wait(monkeypatch):
+    """The batcher's waits for company are bounded by max_wait_ms: read from the timeouts it asks for (no clock)."""
     fn = Recorder()
     batcher = DynamicBatcher(fn, max_batch_size=8, max_wait_ms=30)
+    timeouts, real_wait_for = [], asyncio.wait_for
+
+    async def recording_wait_for(awaitable, timeout):
+        timeouts.append(timeout)
+        return await real_wait_for(awaitable, timeout)
+
+    monkeypatch.setattr(batching.asyncio, "wait_for", recording_wait_for)
 
     async def one():
-        start = time.perf_counter()
-        result = await batcher.submit(3)
-        return result, time.perf_counter() - start
+        return await batcher.submit(3)
 
-    result, elapsed = asyncio.run(_run(batcher, one))
-    assert result == 9
-    assert 0.025 <= elapsed < 1.0
+    assert asyncio.run(_run(batcher, one)) == 9
+    assert timeouts and all(0 < t <= 0.030 for t in timeouts)  # it waited for company, never past max_wait
+    assert [len(b) for b in fn.batches] == [1]  # then went alone
 
 
 def test_a_failing_batch_fails_its_callers_and_the_worker_keeps_serving():

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reward.combine import RewardWeights, bounded_rm_score, combine_components, combine_reward, length_penalty
+from reward.combine import bounded_rm_score, combine_components, length_penalty
 
 
 def test_bounded_rm_score_is_tanh_of_shifted_scaled_logit():
@@ -21,17 +21,6 @@ def test_bounded_rm_score_keeps_the_ranking():
     logits = [-2.5, -0.1, 0.0, 0.3, 4.0]
     scores = [bounded_rm_score(x) for x in logits]
     assert scores == sorted(scores) and len(set(scores)) == len(scores)
-
-
-def test_combine_reward_is_the_weighted_sum_and_absent_components_add_nothing():
-    weights = RewardWeights(rm=0.2, verifier=1.0)
-    assert combine_reward(0.5, 1.0, weights) == pytest.approx(1.1)
-    assert combine_reward(-0.5, 0.0, weights) == pytest.approx(-0.1)
-    assert combine_reward(0.5, None, weights) == pytest.approx(0.1)
-    assert combine_reward(None, 1.0, weights) == pytest.approx(1.0)
-    assert combine_reward(None, None, weights) == 0.0
-    # with the default weights a verified answer outranks any unverified one
-    assert combine_reward(-0.999, 1.0, weights) > combine_reward(0.999, 0.0, weights)
 
 
 def test_combine_components_weights_every_present_component():

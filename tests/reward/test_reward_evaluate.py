@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipeline.configs import ConfigError
 from reward.evaluate import EXAMPLE_COUNTS, SECTIONS, load_reward_bench, main, pairwise_accuracy, reward_bench_score
+from stagekit.config import ConfigError
 
 
 def test_pairwise_accuracy_groups_and_counts_ties_as_wrong():

@@ -3,12 +3,15 @@ them. The service as its own process (`python -m reward serve`) is tested in tes
 
 import json
 import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
+from reward import client as client_module
+from reward.app import create_app
 from reward.client import RewardClient, RewardServiceError, make_reward_function
-from reward.service import ServeConfig, create_app
+from reward.config import ServeConfig
 
 PROMPT = [{"role": "user", "content": "Sam has 7 apples and gets 5 more. How many?"}]
 REF = json.dumps({"type": "math", "answer": "12"})
@@ -75,12 +78,13 @@ def test_client_retries_5xx_and_succeeds():
     assert calls == ["/v1/score"] * 3
 
 
-def test_client_4xx_is_raised_at_once_with_the_service_detail(app, live_server):
+def test_client_4xx_is_raised_at_once_with_the_service_detail(app, live_server, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(client_module, "time", SimpleNamespace(sleep=sleeps.append, monotonic=time.monotonic))
     with live_server(app) as url, RewardClient(url, timeout=30, retries=3) as client:
-        start = time.monotonic()
         with pytest.raises(RewardServiceError, match=r"HTTP 422: .*astrology"):
             client.score([{"prompt": PROMPT, "response": "x", "reference": {"type": "astrology"}}])
-        assert time.monotonic() - start < 0.5  # no backoff sleeps
+    assert sleeps == []  # a 4xx is the caller's mistake: no retry, no backoff
 
 
 def test_reward_function_components_include_criteria_and_length_penalty():

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipeline.configs import ConfigError
 from reward.preference_data import read_preference_jsonl, select_criterion, to_dataset, unify_format
+from stagekit.config import ConfigError
 
 CONVERSATIONAL = {
     "prompt": [{"role": "user", "content": "2 + 2?"}],

@@ -10,10 +10,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
+from reward import client as client_module
 from reward.client import AsyncRewardClient, RewardClient, RewardServiceError
 
 TOKEN = "s3cret"
@@ -189,7 +191,6 @@ def test_too_large_is_413(server):
 
 
 def test_verifier_timeout_and_error_are_components_not_500(server, client):
-    start = time.monotonic()
     slow, broken, fine = client.score(
         [
             {"prompt": PROMPT, "response": "slow", "reference": {"type": "sleep", "seconds": 5}},
@@ -197,9 +198,10 @@ def test_verifier_timeout_and_error_are_components_not_500(server, client):
             {"prompt": PROMPT, "response": RIGHT, "reference": MATH_REF},
         ]
     )
-    assert time.monotonic() - start < 4.5  # bounded by verifier_timeout_s = 2, not by the 5 s verifier
+    # answered by verifier_timeout_s = 2: the 5 s verifier's own answer ({"slept": 5}) never arrived
     assert slow["components"]["verifier"]["status"] == "timeout" and slow["components"]["verifier"]["score"] == 0.0
     assert "2.0s" in slow["components"]["verifier"]["details"]["error"]
+    assert "slept" not in slow["components"]["verifier"]["details"]
     assert slow["reward"] == pytest.approx(0.2 * slow["components"]["rm"], abs=1e-6)
     assert broken["components"]["verifier"]["status"] == "error"
     assert "verifier bug" in broken["components"]["verifier"]["details"]["error"]
@@ -210,7 +212,7 @@ def test_verifier_timeout_and_error_are_components_not_500(server, client):
 
 
 def code_verifier_registered() -> bool:
-    from data_builders.verifiers import VERIFIERS
+    from verifiers import VERIFIERS
 
     return "code" in VERIFIERS
 
@@ -218,14 +220,14 @@ def code_verifier_registered() -> bool:
 @pytest.mark.skipif(not code_verifier_registered(), reason="data_builders has no 'code' verifier")
 def test_model_code_with_an_infinite_loop_times_out_in_the_service_not_the_sandbox(client):
     tests = {"type": "code", "tests": "assert f(1) == 2", "entry_point": "f", "timeout_s": 5}
-    start = time.monotonic()
     looping, right = client.score(
         [
             {"prompt": PROMPT, "response": "def f(x):\n    while True:\n        pass\n", "reference": tests},
             {"prompt": PROMPT, "response": "def f(x):\n    return x + 1\n", "reference": tests},
         ]
     )
-    assert time.monotonic() - start < 4.5  # verifier_timeout_s = 2 answers before the sandbox's 5 s wall limit
+    # the component's own status "timeout" is the service's verifier_timeout_s = 2; had the sandbox's 5 s wall limit
+    # answered first, the verifier would have finished (status "ok") with a failed run in its details
     assert looping["components"]["verifier"]["status"] == "timeout" and looping["components"]["verifier"]["score"] == 0
     assert right["components"]["verifier"]["passed"] is True and right["components"]["verifier"]["verifier"] == "code"
 
@@ -271,12 +273,13 @@ def test_async_client_scores_like_the_sync_client(server, client):
     assert [r["reward"] for r in asyncio.run(run())] == pytest.approx([r["reward"] for r in client.score(items)])
 
 
-def test_client_fails_over_from_a_dead_replica(server, get_free_port):
+def test_client_fails_over_from_a_dead_replica(server, get_free_port, monkeypatch):
     dead = f"http://127.0.0.1:{get_free_port()}"  # nothing listens there
+    sleeps = []
+    monkeypatch.setattr(client_module, "time", SimpleNamespace(sleep=sleeps.append, monotonic=time.monotonic))
     with RewardClient([dead, server], timeout=10, retries=1, backoff_s=5.0, api_token=TOKEN) as rc:
-        start = time.monotonic()
         results = [rc.score([{"prompt": PROMPT, "response": RIGHT, "reference": MATH_REF}])[0] for _ in range(2)]
-        assert time.monotonic() - start < 4  # fail-over within a round: no backoff sleep
+    assert sleeps == []  # fail-over within a round: no backoff sleep
     assert all(r["components"]["verifier"]["passed"] for r in results)
 
 

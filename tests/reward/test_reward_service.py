@@ -6,8 +6,9 @@ import math
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline.configs import ConfigError
-from reward.service import ServeConfig, create_app, parse_weights
+from reward.app import create_app
+from reward.config import ServeConfig, parse_weights
+from stagekit.config import ConfigError
 
 PROMPT = [{"role": "user", "content": "Sam has 7 apples and gets 5 more. How many?"}]
 RIGHT = "7 + 5 = 12. The answer is \\boxed{12}."
@@ -182,7 +183,7 @@ def test_criterion_models_and_length_penalty_combine_with_their_weights():
 def test_shipped_serve_configs_parse(name):
     from pathlib import Path
 
-    from pipeline.configs import parse_config
+    from stagekit.config import parse_config
 
     path = Path(__file__).resolve().parents[2] / "configs" / "reward" / f"{name}.yaml"
     config = parse_config(ServeConfig, ["--config", str(path)])

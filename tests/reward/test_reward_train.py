@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
-from pipeline.configs import ConfigError
 from reward.train import PREFERENCE_COLUMNS, RewardTrainConfig, load_preference_dataset, main
+from stagekit.config import ConfigError
 
 pytestmark = pytest.mark.e2e
 

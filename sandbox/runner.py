@@ -1,0 +1,577 @@
+"""Run model-written programs in the sandbox: `run` for one, `run_many` for a batch on a bounded worker pool.
+
+Each run gets an empty temporary working directory (deleted afterwards), a scrubbed environment, the isolation
+layers of `isolation.py`, a wall-clock limit that kills every process the program started, and stdout/stderr
+captured up to `output_bytes` each. Output past the cap is never buffered: the run is killed at that point and
+reported as failed, with `truncated` set. When the program exits, whatever it left running (background or
+detached children) is killed: nothing outlives its run. Hand-written because the isolation and the kill-everything
+guarantees are what matters, and no library provides them (see `isolation.py`).
+
+Statuses: "passed" (exit 0), "failed" (non-zero exit, or killed for too much output), "timeout" (wall clock or
+CPU time), "memory" (the kernel's OOM killer in the run's memory cgroup, or the runtime's own out-of-memory error),
+"crashed" (killed by any other signal, e.g. SIGSEGV, or SIGABRT from a failed C++ `assert`), "compile_error" (the
+compile step failed; its output, exit code and duration are the result's).
+"""
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
+
+from sandbox import isolation, zygote
+from sandbox.languages import Language, get_language, python_bootstrap
+
+STATUSES = ("passed", "failed", "timeout", "memory", "crashed", "compile_error")
+_STREAM_CHUNK = 65536
+_DRAIN_AFTER_EXIT_S = 1.0  # after the program exits and its group is killed, pipes close almost at once
+_OUTPUT_LIMIT_NOTE = "\n[sandbox] output limit of {limit} bytes exceeded on {stream}; the program was killed\n"
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits for one run. CPU time and address space are per process; the wall clock, process count and (with a
+    memory cgroup) memory bound the whole run."""
+
+    cpu_seconds: float = 5.0  # per process; RLIMIT_CPU counts whole seconds, so this is rounded up
+    wall_seconds: float = 10.0  # the whole run, from launch to exit; then every process of the run is killed
+    memory_mb: int = 512
+    file_size_mb: int = 16
+    open_files: int = 64
+    processes: int = 32  # processes and threads together (a cgroup's pids.max counts threads)
+    output_bytes: int = 65536  # per stream (stdout, stderr)
+
+    def __post_init__(self) -> None:
+        for name in ("cpu_seconds", "wall_seconds", "memory_mb", "file_size_mb", "open_files", "processes",
+                     "output_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"SandboxLimits.{name} must be a positive number, got {value!r}")
+        if self.open_files < 16:
+            raise ValueError(f"SandboxLimits.open_files must be at least 16 (runtimes need some), "
+                             f"got {self.open_files}")
+
+
+@dataclass(frozen=True)
+class SandboxJob:
+    """One program to run: the unit `run_many` takes."""
+
+    source: str
+    language: str = "python"
+    stdin: str = ""
+    extra_files: dict[str, str] | None = None  # relative path -> text, written beside the source
+    limits: SandboxLimits | None = None
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """What happened to one run."""
+
+    status: str  # one of STATUSES
+    exit_code: int | None  # the exit status if the program exited, None if a signal ended it
+    signal: str | None  # e.g. "SIGKILL" when a signal ended it
+    stdout: str  # at most limits.output_bytes bytes (decoded, invalid UTF-8 replaced)
+    stderr: str
+    truncated: bool  # some output was cut at the cap
+    duration_s: float  # wall time of the run step (the compile step, for compile_error)
+    isolation: dict[str, str] = field(default_factory=dict)  # which layers confined it; see isolation.py
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not run a job (a runtime is missing, the machine refused to start it)."""
+
+
+@dataclass
+class _Outcome:
+    """Raw facts about one step, before classification."""
+
+    wait_status: int | None = None
+    cpu_s: float = 0.0
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+    output_exceeded: str | None = None  # the stream whose cap was exceeded (the run was killed)
+    wall_timeout: bool = False
+    duration_s: float = 0.0
+    oom_kills: int = 0
+
+    @property
+    def exit_code(self) -> int | None:
+        if self.wait_status is not None and os.WIFEXITED(self.wait_status):
+            return os.WEXITSTATUS(self.wait_status)
+        return None
+
+    @property
+    def signal_number(self) -> int | None:
+        if self.wait_status is not None and os.WIFSIGNALED(self.wait_status):
+            return os.WTERMSIG(self.wait_status)
+        return None
+
+
+def run(source: str, language: str = "python", *, stdin: str = "", extra_files: dict[str, str] | None = None,
+        limits: SandboxLimits | None = None) -> SandboxResult:
+    """Run `source` in the sandbox and report what happened; raises ValueError for an unknown language or bad
+    file names, SandboxError if the sandbox cannot start it. Never raises for anything the program does."""
+    lang = get_language(language)
+    limits = limits or SandboxLimits()
+    if not isinstance(limits, SandboxLimits):
+        raise ValueError(f"limits must be a SandboxLimits, got {type(limits).__name__}")
+    files = _checked_files(lang, source, stdin, extra_files)
+    caps = isolation.capabilities()
+    uid = isolation.uid_pool.acquire() if caps.drop_user else None
+    workdir = tempfile.mkdtemp(prefix=f"qwenpost-sandbox-{os.getpid()}-", dir=isolation.workdir_base(caps))
+    try:
+        _populate(workdir, files, uid)
+        summary = isolation.isolation_summary(caps, blocks_sockets=lang.socket_guard,
+                                              address_space_limit=lang.address_space_limit)
+        values = {
+            "{file}": lang.file_name,
+            "{memory_mb}": str(int(limits.memory_mb)),
+            "{python}": _sandbox_python(caps.drop_user),
+            "{python_bootstrap}": python_bootstrap(block_sockets=not caps.network_namespace),
+        }
+        if lang.compile is not None:
+            compile_limits = SandboxLimits(
+                cpu_seconds=lang.compile_limits.cpu_seconds, wall_seconds=lang.compile_limits.wall_seconds,
+                memory_mb=lang.compile_limits.memory_mb, file_size_mb=max(limits.file_size_mb, 64),
+                open_files=max(limits.open_files, 64), processes=lang.compile_limits.processes,
+                output_bytes=limits.output_bytes,
+            )
+            built = _step(caps, _command(lang.compile, values), workdir, uid, compile_limits, b"", False)
+            if built.wait_status != 0:
+                return _result("compile_error", built, summary, compile_limits)
+        outcome = _step(caps, _command(lang.run, values), workdir, uid, limits, stdin.encode(),
+                        lang.address_space_limit)
+        return _result(_classify(outcome, lang, limits), outcome, summary, limits)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if uid is not None:
+            isolation.uid_pool.release(uid)
+
+
+def run_many(jobs: Sequence[SandboxJob], *, workers: int | None = None, progress: bool = False) -> list[SandboxResult]:
+    """Run `jobs` on at most `workers` concurrent sandboxes (default: twice the CPU count, since part of each run is
+    spent waiting on process start-up and exit); results in job order.
+
+    A job the sandbox cannot run at all (ValueError, SandboxError) raises here, as `run` would.
+    """
+    jobs = list(jobs)
+    for index, job in enumerate(jobs):
+        if not isinstance(job, SandboxJob):
+            raise ValueError(f"jobs[{index}] must be a SandboxJob, got {type(job).__name__}")
+        get_language(job.language)
+    if not jobs:
+        return []
+    workers = workers or min(32, 2 * (os.cpu_count() or 1))
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc="sandbox", unit="run")
+
+    def one(job: SandboxJob) -> SandboxResult:
+        result = run(job.source, job.language, stdin=job.stdin, extra_files=job.extra_files, limits=job.limits)
+        if bar is not None:
+            bar.update(1)
+        return result
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="sandbox") as pool:
+            return list(pool.map(one, jobs))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _checked_files(lang: Language, source: str, stdin: str, extra_files: dict[str, str] | None) -> dict[str, str]:
+    if not isinstance(source, str):
+        raise ValueError(f"source must be a str, got {type(source).__name__}")
+    if not isinstance(stdin, str):
+        raise ValueError(f"stdin must be a str, got {type(stdin).__name__}")
+    files = {lang.file_name: source}
+    for name, text in (extra_files or {}).items():
+        path = PurePosixPath(name) if isinstance(name, str) else None
+        if path is None or not name or path.is_absolute() or ".." in path.parts or str(path) in (".", ""):
+            raise ValueError(f"extra_files name {name!r} must be a relative path inside the working directory")
+        if str(path) == lang.file_name:
+            raise ValueError(f"extra_files name {name!r} collides with the program's own file")
+        if not isinstance(text, str):
+            raise ValueError(f"extra_files[{name!r}] must be a str, got {type(text).__name__}")
+        files[str(path)] = text
+    return files
+
+
+def _populate(workdir: str, files: dict[str, str], uid: int | None) -> None:
+    """Write the files and hand the directory to the sandbox user (mode 700: other runs' users cannot enter)."""
+    for name, text in files.items():
+        path = os.path.join(workdir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    if uid is not None:
+        for root, dirs, names in os.walk(workdir):
+            for entry in (root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, n) for n in names)):
+                os.chown(entry, uid, uid)
+    os.chmod(workdir, 0o700)
+
+
+_python_lock = threading.Lock()
+_python_cache: dict[bool, str] = {}
+
+
+def _sandbox_python(other_user: bool) -> str:
+    """A python3 the sandbox user can execute: the system one (a venv under /root is not reachable by others)."""
+    with _python_lock:
+        if other_user not in _python_cache:
+            candidates = [shutil.which("python3", path=isolation.SANDBOX_PATH), sys.executable]
+            usable = [c for c in candidates if c and (not other_user or _world_executable(c))]
+            if not usable:
+                raise SandboxError(f"no python3 the sandbox user can execute (tried {candidates})")
+            _python_cache[other_user] = usable[0]
+        return _python_cache[other_user]
+
+
+def _world_executable(path: str) -> bool:
+    real = os.path.realpath(path)
+    if not os.stat(real).st_mode & 0o001:
+        return False
+    parent = os.path.dirname(real)
+    while parent != "/":
+        if not os.stat(parent).st_mode & 0o001:
+            return False
+        parent = os.path.dirname(parent)
+    return True
+
+
+def _command(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
+    argv = []
+    for part in template:
+        for key, value in values.items():
+            part = part.replace(key, value)
+        argv.append(part)
+    executable = argv[0]
+    if "/" not in executable:
+        found = shutil.which(executable, path=isolation.SANDBOX_PATH)
+        if found is None:
+            raise SandboxError(f"{executable!r} is not installed (looked in {isolation.SANDBOX_PATH})")
+        argv[0] = found
+    return argv
+
+
+def _environment(workdir: str) -> dict[str, str]:
+    """The program's whole environment: nothing of the parent's (secrets, tokens, PYTHON*) reaches it."""
+    return {"PATH": isolation.SANDBOX_PATH, "HOME": workdir, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8"}
+
+
+def _step(caps: isolation.Capabilities, command: list[str], workdir: str, uid: int | None, limits: SandboxLimits,
+          stdin: bytes, address_space_limit: bool) -> _Outcome:
+    """Launch one confined process tree, supervise it to the end and kill whatever it left behind."""
+    rlimits = isolation.Rlimits(
+        cpu_seconds=max(1, int(-(-limits.cpu_seconds // 1))),
+        address_space_bytes=int(limits.memory_mb * 1024 * 1024) if address_space_limit else None,
+        file_size_bytes=int(limits.file_size_mb * 1024 * 1024),
+        open_files=int(limits.open_files),
+        processes=None if caps.pids_cgroup is not None else int(limits.processes) + _user_process_count(uid),
+    )
+    cgroups = None
+    if caps.pids_cgroup is not None or caps.memory_cgroup is not None:
+        try:
+            cgroups = isolation.RunCgroups(caps, processes=int(limits.processes), memory_mb=int(limits.memory_mb))
+        except OSError as exc:
+            raise SandboxError(f"cannot create the run's cgroups: {exc}") from exc
+    env = _environment(workdir)
+    try:
+        if caps.zygote:
+            request = isolation.zygote_request(caps, command, workdir=workdir, uid=uid, rlimits=rlimits,
+                                               cgroups=cgroups, env=env)
+
+            def launch(fds: list[int]) -> _Process:
+                for attempt in range(2):  # a zygote found dead is replaced once
+                    server = zygote.get_zygote(_zygote_python())
+                    try:
+                        return _ZygoteProcess(server.spawn(request, fds))
+                    except zygote.ZygoteError as exc:
+                        if attempt or server.alive:
+                            raise SandboxError(str(exc)) from exc
+        else:
+            argv = isolation.launcher_argv(caps, command, workdir=workdir, uid=uid, rlimits=rlimits, cgroups=cgroups)
+
+            def launch(fds: list[int]) -> _Process:
+                return _PopenProcess(argv, fds, workdir, env)
+
+        outcome = _supervise(launch, stdin, limits, lambda pid: _kill_tree(pid, cgroups, uid))
+        if outcome.wait_status is None:
+            raise SandboxError("the sandbox zygote exited during the run; its outcome is unknown")
+        if cgroups is not None:
+            outcome.oom_kills = cgroups.oom_kills()
+        return outcome
+    finally:
+        if cgroups is not None:
+            cgroups.remove()
+
+
+def _zygote_python() -> str:
+    """The zygote runs as root, so the parent's own interpreter will do (its stdlib is all it imports)."""
+    return sys.executable
+
+
+class _Process:
+    """A launched program: its pid, a descriptor readable once it has exited, then its wait status."""
+
+    pid: int
+    exit_fd: int
+
+    def wait(self) -> tuple[int | None, float]:
+        """(wait status, CPU seconds), blocking until the program has exited."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _PopenProcess(_Process):
+    """Started through the exec chain as our own child: a pidfd tells when it exits, wait4 collects it."""
+
+    def __init__(self, argv: list[str], fds: list[int], workdir: str, env: dict[str, str]) -> None:
+        try:
+            self._proc = subprocess.Popen(argv, stdin=fds[0], stdout=fds[1], stderr=fds[2], cwd=workdir, env=env,
+                                          process_group=0, close_fds=True)
+        except OSError as exc:
+            raise SandboxError(f"could not start the sandbox launcher {argv[0]!r}: {exc}") from exc
+        self.pid = self._proc.pid
+        self.exit_fd = os.pidfd_open(self.pid)
+
+    def wait(self) -> tuple[int | None, float]:
+        _, status, usage = os.wait4(self.pid, 0)
+        self._proc.returncode = os.waitstatus_to_exitcode(status)
+        return status, usage.ru_utime + usage.ru_stime
+
+    def close(self) -> None:
+        os.close(self.exit_fd)
+
+
+class _ZygoteProcess(_Process):
+    """Started by the fork server, which reaps it and reports its status."""
+
+    def __init__(self, spawned: "zygote.Spawned") -> None:
+        self._spawned = spawned
+        self.pid = spawned.pid
+        self.exit_fd = spawned.exit_r
+
+    def wait(self) -> tuple[int | None, float]:
+        self._spawned.finished.wait()
+        return self._spawned.status, self._spawned.cpu_s
+
+    def close(self) -> None:
+        self._spawned.close()
+
+
+def _user_process_count(uid: int | None) -> int:
+    """Processes this user already has: RLIMIT_NPROC counts them all when the run shares our uid."""
+    if uid is not None:
+        return 0
+    own = os.getuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                count += entry.stat().st_uid == own
+            except OSError:
+                pass
+    return count
+
+
+def _kill_tree(pid: int, cgroups: "isolation.RunCgroups | None", uid: int | None) -> None:
+    """Kill every process of the run: by cgroup where there is one (exact, and immune to pid reuse), else its
+    process group and then every process of the run's own uid."""
+    if cgroups is not None:
+        cgroups.kill_all()
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if uid is None:
+        return  # without a uid of its own, a child that called setsid can survive: isolation "user": "same"
+    for _ in range(100):
+        victims = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    if entry.stat().st_uid == uid:
+                        victims.append(int(entry.name))
+                except OSError:
+                    pass
+        if not victims:
+            return
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.002)
+
+
+def _supervise(launch, stdin: bytes, limits: SandboxLimits, kill_tree) -> _Outcome:
+    """Feed stdin, collect capped output, enforce the wall clock; after the program exits, kill what it left."""
+    outcome = _Outcome()
+    cap = int(limits.output_bytes)
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    start = time.monotonic()
+    try:
+        process = launch([in_r, out_w, err_w])
+    except BaseException:
+        for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
+            os.close(fd)
+        raise
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    deadline = start + float(limits.wall_seconds)
+
+    def kill_all() -> None:
+        kill_tree(process.pid)
+
+    selector = selectors.DefaultSelector()
+    buffers = {out_r: outcome.stdout, err_r: outcome.stderr}
+    names = {out_r: "stdout", err_r: "stderr"}
+    open_fds = {in_w, out_r, err_r}
+
+    def close(fd: int) -> None:
+        if fd in open_fds:
+            open_fds.discard(fd)
+            try:
+                selector.unregister(fd)
+            except KeyError:
+                pass
+            os.close(fd)
+
+    for fd in (out_r, err_r):
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ)
+    pending = memoryview(stdin)
+    if pending:
+        os.set_blocking(in_w, False)
+        selector.register(in_w, selectors.EVENT_WRITE)
+    else:
+        close(in_w)
+    selector.register(process.exit_fd, selectors.EVENT_READ)
+    exited = False
+    drain_deadline = 0.0
+    try:
+        while True:
+            if exited and out_r not in open_fds and err_r not in open_fds:
+                break
+            now = time.monotonic()
+            if exited:
+                if now > drain_deadline:
+                    break
+                timeout = drain_deadline - now
+            elif now >= deadline:  # past the wall clock: kill (again) until the exit is seen
+                outcome.wall_timeout = True
+                kill_all()
+                timeout = 0.1
+            else:
+                timeout = deadline - now
+            for key, _ in selector.select(timeout):
+                fd = key.fd
+                if fd == process.exit_fd:
+                    selector.unregister(fd)
+                    outcome.wait_status, outcome.cpu_s = process.wait()
+                    outcome.duration_s = time.monotonic() - start
+                    exited = True
+                    kill_all()  # nothing outlives the program: detached children, background sleepers
+                    drain_deadline = time.monotonic() + _DRAIN_AFTER_EXIT_S
+                elif fd == in_w:
+                    try:
+                        pending = pending[os.write(in_w, pending[:_STREAM_CHUNK]):]
+                    except BlockingIOError:
+                        continue
+                    except (BrokenPipeError, OSError):
+                        pending = pending[:0]
+                    if not pending:
+                        close(in_w)
+                else:
+                    chunk = os.read(fd, _STREAM_CHUNK)
+                    if not chunk:
+                        close(fd)
+                        continue
+                    buffer = buffers[fd]
+                    room = cap - len(buffer)
+                    buffer += chunk[: max(room, 0)]
+                    if len(chunk) > room:
+                        outcome.truncated = True
+                        if outcome.output_exceeded is None and not exited:
+                            outcome.output_exceeded = names[fd]
+                            kill_all()  # stop reading here: the rest of the output is never buffered
+                            close(fd)
+    finally:
+        selector.close()
+        for fd in list(open_fds):
+            close(fd)
+        if not exited:
+            kill_all()
+            outcome.wait_status, outcome.cpu_s = process.wait()
+            outcome.duration_s = time.monotonic() - start
+        process.close()
+    return outcome
+
+
+def _classify(outcome: _Outcome, lang: Language, limits: SandboxLimits) -> str:
+    sig = outcome.signal_number
+    if outcome.oom_kills > 0 and outcome.wait_status != 0:
+        return "memory"
+    if outcome.wall_timeout:
+        return "timeout"
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and outcome.cpu_s >= limits.cpu_seconds):
+        return "timeout"
+    if outcome.wait_status != 0 and _says_out_of_memory(outcome.stderr, lang):
+        return "memory"
+    if outcome.output_exceeded is not None:
+        return "failed"
+    if sig is not None:
+        return "crashed"
+    return "passed" if outcome.exit_code == 0 else "failed"
+
+
+def _says_out_of_memory(stderr: bytes, lang: Language) -> bool:
+    """The runtime's own out-of-memory report, looked for at the end of stderr only (node prints a native stack
+    trace after its message, hence a few kilobytes)."""
+    tail = bytes(stderr[-4096:]).decode("utf-8", "replace")
+    return any(marker in tail for marker in lang.memory_error_markers)
+
+
+def _result(status: str, outcome: _Outcome, summary: dict[str, str], limits: SandboxLimits) -> SandboxResult:
+    stderr = bytes(outcome.stderr).decode("utf-8", "replace")
+    if outcome.output_exceeded is not None:
+        stderr += _OUTPUT_LIMIT_NOTE.format(limit=limits.output_bytes, stream=outcome.output_exceeded)
+    sig = outcome.signal_number
+    return SandboxResult(
+        status=status,
+        exit_code=outcome.exit_code,
+        signal=signal.Signals(sig).name if sig is not None else None,
+        stdout=bytes(outcome.stdout).decode("utf-8", "replace"),
+        stderr=stderr,
+        truncated=outcome.truncated,
+        duration_s=round(outcome.duration_s, 4),
+        isolation=dict(summary),
+    )
