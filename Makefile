@@ -24,9 +24,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PYTEST)
 
-# unit tier: no stage run as a process, no model trained for more than a few steps (under a minute on 2 cores)
+# unit tier: no stage or server run as a process, no kernel under the Triton interpreter (under a minute on 2 cores)
 test-fast: $(STAMP)
-	$(PYTEST) -m "not e2e and not slow and not gpu"
+	$(PYTEST) -m "not e2e and not kernel and not slow and not gpu"
 
 # SIGKILL resumes of every stage, DDP, DeepSpeed ZeRO-2/3 and the bigger grids; CI runs it after `make test`
 test-slow: $(STAMP)

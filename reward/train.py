@@ -47,6 +47,7 @@ from reward.preference_data import (
     to_dataset,
     unify_format,
 )
+from stagekit.checkpointing import atomic_checkpoints
 from stagekit.config import ConfigError, parse_config, require_path
 from stagekit.stage_io import load_records, resume_checkpoint
 from stagekit.tracking import setup_tracking, write_summary
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    atomic_checkpoints(trainer)
     kept = len(trainer.train_dataset)
     if kept == 0:
         raise ConfigError(f"max_length={config.max_length}: every training pair is longer; raise max_length")

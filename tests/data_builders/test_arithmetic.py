@@ -179,6 +179,7 @@ def test_two_step_problem_answer_is_computed():
         assert _reply_answer(candidates(problem, [], rng)[0][1]) == problem.answer
 
 
+@pytest.mark.e2e  # enumerates the whole problem space
 def test_exhausted_problem_space_is_a_clear_error():
     config = smoke_config(min_operand=1, max_operand=1, ops=["add"], two_step_fraction=0.0, sft_size=5000)
     with pytest.raises(ValueError, match="distinct problems"):

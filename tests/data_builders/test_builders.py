@@ -87,6 +87,7 @@ def test_rows_do_not_depend_on_where_seed_files_live(tmp_path):
     assert builds[0] == builds[1] and builds[0]["sft"][0]["source"].startswith("seed:gsm8k:gsm8k.jsonl:")
 
 
+@pytest.mark.e2e  # builds a whole area
 def test_code_area_with_mbpp_humaneval_seeds_and_procedural(tmp_path):
     seeds = write_jsonl(tmp_path / "code.jsonl", [
         {"text": "Write a function to double every number in a list.", "task_id": 1,
@@ -106,6 +107,7 @@ def test_code_area_with_mbpp_humaneval_seeds_and_procedural(tmp_path):
     assert all("```" in text for text in kept)
 
 
+@pytest.mark.e2e  # builds a whole area
 def test_procedural_code_tasks_correct_code_passes_and_bugs_fail():
     """Python and JavaScript, every family and bug except the infinite loops (each costs a 6 s timeout; the
     benchmark and verified_small.yaml run those)."""
@@ -135,6 +137,7 @@ def test_cpp_task_gold_passes_and_bug_fails():
     assert good.passed and not bad.passed and bad.details["status"] == "compile_error"
 
 
+@pytest.mark.e2e  # builds a whole area
 def test_instruction_area_with_ifeval_seeds_and_procedural(tmp_path):
     seeds = write_jsonl(tmp_path / "ifeval.jsonl", [
         {"key": 1, "prompt": "Describe your town. Do not use any commas.", "instruction_id_list":
@@ -197,6 +200,7 @@ def test_accepted_check_function_selects_passing_responses():
         verify_instruction_code("hi", {**reference, "entry_point": "import os"})
 
 
+@pytest.mark.e2e  # builds a whole area
 def test_every_written_check_function_passes_its_tests_and_every_buggy_one_fails():
     import random
 
@@ -209,6 +213,7 @@ def test_every_written_check_function_passes_its_tests_and_every_buggy_one_fails
     assert ic.accept(buggy) == [False] * len(families)
 
 
+@pytest.mark.e2e  # a whole area build
 def test_instruction_code_area_end_to_end():
     rows, stats, references = build("instruction_code", {"procedural": 10, "k": 3, "flawed_check_fraction": 0.3})
     check_rows(rows, references, "instruction_code")
@@ -244,6 +249,7 @@ def test_config_refuses_bad_area_and_generator_settings(areas, generator, messag
         DataConfig(areas=areas, generator=generator or {"backend": "procedural"})
 
 
+@pytest.mark.e2e  # a whole area build
 def test_cli_prints_per_area_summary(tmp_path, capsys):
     config = tmp_path / "areas.yaml"
     config.write_text("sft_size: 0\npreference_size: 0\npreference_eval_size: 0\nrl_queries_size: 0\n"
@@ -256,6 +262,7 @@ def test_cli_prints_per_area_summary(tmp_path, capsys):
     assert manifest["areas"]["math"]["queries"] == 12 and manifest["config"]["areas"]["math"]["k"] == 3
 
 
+@pytest.mark.e2e  # a whole area build
 def test_verified_small_rebuild_is_byte_identical(tmp_path, capsys):
     config = ROOT / "configs" / "data" / "verified_small.yaml"
     for name in ("a", "b"):

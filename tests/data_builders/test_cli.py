@@ -49,6 +49,7 @@ def test_build_writes_datasets_manifest_and_jsonl(tmp_path, capsys):
     assert [tmp_path / "data"] == list(tmp_path.iterdir())  # no temporary directory left beside it
 
 
+@pytest.mark.e2e  # builds a whole area
 def test_rebuild_is_byte_identical_on_disk(tmp_path, capsys):
     for name in ("a", "b"):
         assert run(["--config", str(SMOKE), "--output_dir", str(tmp_path / name)], capsys)[0] == 0
@@ -59,6 +60,7 @@ def test_rebuild_is_byte_identical_on_disk(tmp_path, capsys):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
 
+@pytest.mark.e2e  # `python -m data_builders` as a process
 def test_unknown_yaml_key_exits_nonzero_naming_it(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text(SMOKE.read_text() + "sft_sise: 10\n")

@@ -105,6 +105,7 @@ def test_http_refuses_bad_url():
         OpenAIGenerator("localhost:8000", "m")
 
 
+@pytest.mark.e2e  # generates with the micro model
 def test_hf_backend_generates_k_strings_per_prompt(micro_base):
     gen = make_generator({"backend": "hf", "model_path": str(micro_base), "max_new_tokens": 6, "batch_size": 2,
                           "temperature": 1.0}, seed=0)

@@ -26,6 +26,7 @@ def _rows(category: str, n: int) -> list[dict]:
             for i in range(n)]
 
 
+@pytest.mark.e2e  # builds a whole area
 def test_apply_mixture_cuts_each_area_to_its_quota_and_reports_lengths():
     rows = _rows("a", 10) + _rows("b", 3)
     config = parse_mixture({"weights": {"a": 3, "b": 1}, "sft_rows": 8}, ["a", "b"])
@@ -69,6 +70,7 @@ def _config(tmp_path, extra: str = "") -> str:
     return str(path)
 
 
+@pytest.mark.e2e  # a whole build through the command line
 def test_new_areas_build_through_the_cli_and_rebuild_byte_identically(tmp_path, capsys):
     config = _config(tmp_path)
     for name in ("a", "b"):
@@ -150,6 +152,7 @@ def test_missing_input_files_stop_the_build_before_sampling(tmp_path, capsys, mo
     assert "not found" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
+@pytest.mark.e2e  # a whole build through the command line
 def test_decontamination_through_the_cli_drops_a_copied_eval_sample(tmp_path, capsys):
     base = ("sft_size: 0\npreference_size: 0\npreference_eval_size: 0\nrl_queries_size: 0\nheldout_size: 0\n"
             "jsonl: true\nareas:\n  logic: {procedural: 10, k: 5, splits: {sft: 1}}\n")

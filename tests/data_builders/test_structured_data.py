@@ -102,6 +102,7 @@ def _table(prompt: str) -> list[dict]:
     return rows
 
 
+@pytest.mark.e2e  # builds a whole area
 def test_builder_answers_match_a_hand_computation_and_candidates_verify_as_labelled():
     area = parse_area("structured", {"procedural": 50})
     queries, dropped = structured.make_queries(area, seed=3)

@@ -3,6 +3,8 @@ the response by the instruction verifier."""
 
 import random
 
+import pytest
+
 from data_builders.builders import system
 from data_builders.config import parse_area
 from verifiers import verify
@@ -23,6 +25,7 @@ def test_format_rule_in_the_system_prompt_is_verified_on_the_response():
     assert not verify("Chess rewards patience and planning.", reference).passed
 
 
+@pytest.mark.e2e  # builds a whole area
 def test_conversations_keep_the_system_prompt_and_candidates_verify_as_labelled():
     area = parse_area("system", {"procedural": 30, "max_constraints": 2})
     queries, dropped = system.make_queries(area, seed=0)

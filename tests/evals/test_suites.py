@@ -122,6 +122,7 @@ def test_bad_suite_input_names_the_file_or_flag(tmp_path):
         load_suite("ifeval", _jsonl(tmp_path / "i.jsonl", [{**IFEVAL[0], "instruction_id_list": ["x:y"]}]))
 
 
+@pytest.mark.e2e  # generates with the micro model on every checkpoint
 def test_eval_generates_with_the_micro_model_and_writes_json(micro_base, tmp_path, capsys):
     heldout = tmp_path / "heldout"
     Dataset.from_list([
@@ -165,6 +166,7 @@ def test_pipeline_eval_suites_key_is_checked_before_any_stage(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.e2e  # generates with the micro model on every checkpoint
 def test_pipeline_runs_the_suites_on_every_checkpoint(micro_base, tmp_path, monkeypatch):
     from pipeline.run import Pipeline, PipelineConfig, evaluate_suites, format_table
 

@@ -98,6 +98,7 @@ def _copy_cache(first_run, tmp_path):
     return tmp_path / "cache"
 
 
+@pytest.mark.e2e  # reference forward passes of the micro model
 def test_second_run_reads_the_cache_and_equals_a_fresh_forward(
     micro_base, stage_data, tmp_path, first_run, count_ref_forwards
 ):
@@ -178,6 +179,7 @@ def test_every_key_component_changes_the_key(micro_base, tmp_path, first_run):
             setattr(trainer.args, key, old)
 
 
+@pytest.mark.e2e  # reference forward passes of the micro model
 def test_damaged_cache_file_is_recomputed(micro_base, stage_data, tmp_path, first_run, count_ref_forwards):
     first = first_run[0]
     cache = _copy_cache(first_run, tmp_path)

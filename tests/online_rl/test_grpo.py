@@ -162,6 +162,7 @@ def test_variance_order_is_descending_and_stable():
     assert order_by_variance(ds)["id"] == ["q1", "q2", "q0"]
 
 
+@pytest.mark.e2e  # the reward service on uvicorn, or the trainer
 def test_trainer_consumes_queries_in_variance_order_with_trl_repeats(micro_base, tmp_path):
     """TRL's own sampler on the sorted rows, unshuffled: each query num_generations times, highest variance first."""
     from trl import GRPOTrainer
@@ -195,6 +196,7 @@ def test_trainer_consumes_queries_in_variance_order_with_trl_repeats(micro_base,
 # ---------------------------------------------------------------- reward function
 
 
+@pytest.mark.e2e  # HTTP stubs that answer slowly or wrongly
 def test_service_down_at_start_is_a_config_error_naming_the_url():
     from online_rl.config import GRPOStageConfig
 
@@ -205,6 +207,7 @@ def test_service_down_at_start_is_a_config_error_naming_the_url():
         connect(cfg)
 
 
+@pytest.mark.e2e  # the reward service on uvicorn, or the trainer
 def test_reward_function_survives_a_service_restart(service):
     reward = ServiceReward([service.url], timeout=10, retries=6, backoff_s=0.3, num_generations=2)
     expected = [1.0 + 0.2 * math.tanh(len(RIGHT) / 50), 0.2 * math.tanh(len(WRONG) / 50)]  # verifier + 0.2 rm
@@ -218,6 +221,7 @@ def test_reward_function_survives_a_service_restart(service):
         restarter.join()
 
 
+@pytest.mark.e2e  # the reward service on uvicorn, or the trainer
 def test_reward_function_gives_up_with_a_clear_error_when_the_service_stays_down(service):
     reward = ServiceReward([service.url], timeout=5, retries=2, backoff_s=0.05, num_generations=2)
     service.stop()
@@ -235,6 +239,7 @@ def test_reward_function_gives_up_with_a_clear_error_when_the_service_stays_down
         ("nan", r"results\[0\]\.reward is 'high', not a number"),
     ],
 )
+@pytest.mark.e2e  # HTTP stubs that answer slowly or wrongly
 def test_reward_function_timeout_and_bad_replies_are_clear_errors(mode, message):
     with stub(mode) as url:
         reward = ServiceReward([url], timeout=0.5, retries=1, backoff_s=0.0, num_generations=2)
@@ -245,6 +250,7 @@ def test_reward_function_timeout_and_bad_replies_are_clear_errors(mode, message)
 # ---------------------------------------------------------------- provenance and metrics
 
 
+@pytest.mark.e2e  # the reward service on uvicorn, or the trainer
 def test_provenance_rows_and_component_metrics(service, tmp_path):
     log = ProvenanceLog(tmp_path / "provenance.jsonl")
     reward = ServiceReward([service.url], timeout=10, retries=1, num_generations=2, provenance=log, process_index=1)

@@ -48,6 +48,7 @@ def test_sandbox_run_is_dispatched(tmp_path, capsys):
     assert result["status"] == "passed" and result["stdout"].strip() == "42"
 
 
+@pytest.mark.e2e  # a verified build of several areas through the command line
 def test_data_build_writes_the_splits(tmp_path):
     out = tmp_path / "data"
     # the console script's module, as a user runs it; tiny sizes keep it to a second of building

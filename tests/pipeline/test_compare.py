@@ -27,6 +27,7 @@ def test_direction_rule():
     assert final_and_best(points, "grad_norm")["best"] is None
 
 
+@pytest.mark.e2e  # micro_sweep: two real DPO runs launched as processes
 def test_compare_a_sweep_writes_the_table_json_and_png(micro_sweep, tmp_path, capsys):
     _, spec, runs = micro_sweep
     out = tmp_path / "cmp"
@@ -52,6 +53,7 @@ def test_compare_a_sweep_writes_the_table_json_and_png(micro_sweep, tmp_path, ca
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+@pytest.mark.e2e
 def test_compare_run_dirs_directly_and_default_metrics(micro_sweep, tmp_path, capsys):
     _, spec, runs = micro_sweep
     dirs = [str(spec.sweep_dir / r.name) for r in runs]
@@ -62,6 +64,7 @@ def test_compare_run_dirs_directly_and_default_metrics(micro_sweep, tmp_path, ca
     assert [r.name for r in resolve_runs(dirs)] == ["beta=0.1", "beta=0.5"]
 
 
+@pytest.mark.e2e
 def test_bad_input_names_the_run_dir_or_metric(micro_sweep, tmp_path, capsys):
     _, spec, runs = micro_sweep
     empty = tmp_path / "not_a_run"
@@ -88,6 +91,7 @@ def test_a_resumed_run_keeps_the_last_value_of_a_repeated_step(tmp_path):
     assert loaded.series["loss"] == [(1, 0.9), (2, 0.7), (3, 0.6)]
 
 
+@pytest.mark.e2e  # imports wandb's API
 def test_wandb_without_an_account_is_a_clear_error(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a key

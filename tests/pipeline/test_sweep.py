@@ -108,6 +108,7 @@ def test_dry_run_prints_the_commands_and_launches_nothing(tmp_path, capsys):
     assert "sweep file not found" in capsys.readouterr().err
 
 
+@pytest.mark.e2e  # micro_sweep: two real DPO runs launched as processes
 def test_real_sweep_finishes_both_runs_and_resumes_without_rerunning(micro_sweep, capsys):
     path, spec, runs = micro_sweep
     assert [(r.name, r.status, r.exit_code) for r in runs] == [
@@ -127,6 +128,7 @@ def test_real_sweep_finishes_both_runs_and_resumes_without_rerunning(micro_sweep
     assert "2 already finished" in out and "every run is finished" in out
 
 
+@pytest.mark.e2e  # micro_sweep: two real DPO runs
 def test_resume_launches_only_unfinished_runs_and_reports_a_failure(
     micro_sweep, sweep_writer, tmp_path, monkeypatch, capsys
 ):
@@ -158,6 +160,7 @@ def test_resume_launches_only_unfinished_runs_and_reports_a_failure(
     assert "[sweep] warning" not in out  # the finished runs' commands are unchanged
 
 
+@pytest.mark.e2e  # micro_sweep: two real DPO runs
 def test_a_finished_run_whose_command_changed_is_flagged(micro_sweep, sweep_writer, tmp_path, capsys):
     _, spec, _ = micro_sweep
     changed = tmp_path / "changed.yaml"

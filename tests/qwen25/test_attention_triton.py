@@ -22,7 +22,9 @@ from qwen25.attention.triton_flash import flash_attn_varlen
 
 HAS_CUDA = torch.cuda.is_available()
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-pytestmark = pytest.mark.skipif(not (HAS_CUDA or INTERPRET), reason="needs CUDA or TRITON_INTERPRET=1")
+# the Triton interpreter runs each kernel call for seconds on CPU: its own tier (make test runs it, test-fast not)
+pytestmark = [pytest.mark.kernel,
+              pytest.mark.skipif(not (HAS_CUDA or INTERPRET), reason="needs CUDA or TRITON_INTERPRET=1")]
 CPU_DEVICE = "cuda" if HAS_CUDA and not INTERPRET else "cpu"  # where the small grid runs
 
 FP32_ATOL = 1e-4  # fp32 kernel vs fp32 reference, scaled by max(1, |reference|)

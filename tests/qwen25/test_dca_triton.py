@@ -15,6 +15,7 @@ from qwen25.attention import registration
 from qwen25.attention.dca import DualChunkConfig, DualChunkState
 from qwen25.attention.registration import qwen25_attention
 
+pytestmark = pytest.mark.kernel  # the DCA kernel under the CPU Triton interpreter
 HEAD_DIM = 16
 
 

@@ -137,6 +137,7 @@ def test_entropy_gradient_matches_naive():
         torch.testing.assert_close(a, c, rtol=1e-5, atol=5e-5)
 
 
+@pytest.mark.e2e  # float64 gradcheck
 def test_gradcheck_float64():
     h, w, b, target = _inputs(7, 5, 9, bias=True, dtype=torch.float64, masked=0.3)
     target[0] = 3  # at least one real token

@@ -91,6 +91,7 @@ def test_load_reward_bench_names_file_and_line(tmp_path):
         load_reward_bench(path)
 
 
+@pytest.mark.e2e  # scores with the trained micro reward model
 def test_reward_eval_command_writes_the_standard_score(trained_rm, preference_data, rm_scorer, tmp_path, capsys):
     bench = tmp_path / "rb.jsonl"
     bench.write_text("\n".join(bench_lines()) + "\n")

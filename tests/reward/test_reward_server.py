@@ -18,6 +18,8 @@ import pytest
 from reward import client as client_module
 from reward.client import AsyncRewardClient, RewardClient, RewardServiceError
 
+pytestmark = pytest.mark.e2e  # `python -m reward serve` as a real process
+
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PROMPT = [{"role": "user", "content": "Sam has 7 apples and gets 5 more. How many?"}]

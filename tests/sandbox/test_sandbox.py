@@ -175,6 +175,7 @@ while True:
 """
 
 
+@pytest.mark.e2e  # waits for sandboxed programs to hit their limits (seconds)
 def test_infinite_loop_hits_cpu_limit():
     # a wall clock far beyond the CPU limit: on any load the CPU limit ends the run, which the program's own CPU
     # counter shows (it never reports past the limit); a broken CPU limit would spin to the wall clock's 30 s
@@ -183,6 +184,7 @@ def test_infinite_loop_hits_cpu_limit():
     assert 0.8 <= float(result.stdout.split()[-1]) <= 1.05
 
 
+@pytest.mark.e2e  # waits for sandboxed programs to hit their limits (seconds)
 def test_sleeping_program_hits_wall_clock():
     result = run("import time\ntime.sleep(60)\n", limits=SandboxLimits(wall_seconds=1))
     assert (result.status, result.signal) == ("timeout", "SIGKILL")  # a sleep spends no CPU: the wall clock did it
@@ -209,6 +211,7 @@ def _pids_limit_binds(limits: SandboxLimits) -> tuple[bool, SandboxResult]:
     return started < limits.processes and refused > 0, result
 
 
+@pytest.mark.e2e  # waits for sandboxed programs to hit their limits (seconds)
 def test_fork_bomb_is_contained_and_leaves_nothing(launcher):
     limits = SandboxLimits(cpu_seconds=2, wall_seconds=1.5, processes=12)
     binds, probe = _pids_limit_binds(limits)
@@ -220,6 +223,7 @@ def test_fork_bomb_is_contained_and_leaves_nothing(launcher):
     assert _sandbox_uid_processes() == []
 
 
+@pytest.mark.e2e  # waits for sandboxed programs to hit their limits (seconds)
 def test_eight_gigabyte_allocation_is_memory_in_every_language():
     limits = SandboxLimits(cpu_seconds=5, wall_seconds=8, memory_mb=256)
     python = run("x = bytearray(8 * 1024**3)\nprint(len(x))\n", limits=limits)
@@ -305,6 +309,7 @@ def test_detached_setsid_child_is_dead_after_the_run(launcher):
 # ---------------------------------------------------------------- run_many
 
 
+@pytest.mark.e2e  # waits for sandboxed programs to hit their limits (seconds)
 def test_run_many_keeps_order_and_statuses():
     jobs = [SandboxJob(f"print({i})") for i in range(6)]
     jobs += [SandboxJob("raise SystemExit(2)"), SandboxJob("console.log('js')", "javascript"),
@@ -360,6 +365,7 @@ def test_strong_isolation_is_used_as_root():
 
 
 @pytest.mark.skipif(not ROOT, reason="needs root to drop to a sandbox user")
+@pytest.mark.e2e  # waits for sandboxed programs to hit their limits (seconds)
 def test_without_namespaces_or_cgroups_python_sockets_are_blocked_and_pids_still_bound(monkeypatch):
     monkeypatch.setenv(isolation.DISABLE_ENV, "netns,mountns,cgroups")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:

@@ -118,6 +118,7 @@ def test_dpo_sigkill_resume_reproduces_losses(micro_base, stage_data, tmp_path):
     _check_exact_resume(tmp_path, "offline_rl", args, kill_at=6, save_steps=3)
 
 
+@pytest.mark.e2e  # trains the micro model to write checkpoints
 def test_atomic_checkpoints_rename_rotate_and_stay_idempotent(micro_base, tmp_path):
     """Plain transformers Trainer: checkpoints appear complete under their final names, rotation still applies,
     nothing is left in staging, and a second call does not wrap twice; save_strategy "no" saves nothing."""

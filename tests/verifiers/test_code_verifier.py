@@ -63,6 +63,7 @@ def test_javascript_and_cpp(reference, tag, good, bad):
     assert not result.passed and result.details["status"] in ("failed", "crashed")
 
 
+@pytest.mark.e2e  # runs model code in the sandbox until its limit
 def test_cpp_response_with_its_own_main_still_runs_the_tests():
     code = "#include <iostream>\nint add(int a, int b) { return a + b; }\nint main() { std::cout << add(2, 2); }"
     result = verify_code(fenced(code, "cpp"), CPP)
@@ -91,6 +92,7 @@ def test_unfenced_python_that_parses_is_used_but_format_is_not_ok():
     assert result.passed and not result.format_ok and result.details["extraction"] == "whole_response"
 
 
+@pytest.mark.e2e  # runs model code in the sandbox until its limit
 def test_infinite_loop_times_out_and_does_not_pass():
     reference = dict(MBPP, timeout_s=1)
     result = verify_code(fenced("def add(a, b):\n    while True:\n        pass"), reference)

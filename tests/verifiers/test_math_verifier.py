@@ -120,12 +120,14 @@ def test_non_string_response_fails_cleanly():
     assert verify(None, TWELVE).passed is False  # type: ignore[arg-type]
 
 
+@pytest.mark.e2e  # math-verify on a huge or hard input (seconds)
 def test_huge_response_is_verified():
     text = ("Some words and 1 + 2 = 3. " * 40_000) + "The answer is \\boxed{12}."  # about 1 MB; timed in benchmarks/
     result = verify(text, TWELVE)
     assert result.passed and result.details["step_errors"] == []
 
 
+@pytest.mark.e2e  # math-verify on a huge or hard input (seconds)
 def test_works_inside_a_thread_pool():
     cases = [
         ("\\boxed{12}", "12", True), ("\\boxed{\\sqrt{144}}", "12", True), ("\\boxed{\\sqrt{8}}", "2\\sqrt{2}", True),
