@@ -1,4 +1,4 @@
-"""Exact resume after SIGKILL: the SFT and DPO stages killed mid-epoch, inside a checkpoint save, and resumed with
+"""Exact resume after SIGKILL: the SFT, reward-model and DPO stages killed mid-epoch, inside a checkpoint save, and resumed with
 `resume_from_checkpoint: auto` log the same losses, step for step, as an uninterrupted run.
 
 The killed and the resumed runs are fresh `python -m <stage>` processes (the real entry point, with its own RNG
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from stagekit.stage_io import resume_checkpoint
 
@@ -66,7 +66,9 @@ def _losses(out: Path) -> dict[int, float]:
     return losses
 
 
-def _check_exact_resume(tmp_path: Path, module: str, args: list[str], *, kill_at: int, save_steps: int) -> None:
+def _check_exact_resume(
+    tmp_path: Path, module: str, args: list[str], *, kill_at: int, save_steps: int, auto_class=AutoModelForCausalLM
+) -> None:
     common = [*args, *CPU, "--save_strategy", "steps", "--save_steps", str(save_steps)]
     full = tmp_path / "full"  # the uninterrupted run, in this process (same code, same CPU ops: same floats)
     importlib.import_module(f"{module}.__main__").main([*common, "--output_dir", str(full)])
@@ -88,8 +90,8 @@ def _check_exact_resume(tmp_path: Path, module: str, args: list[str], *, kill_at
     # replayed steps (last_complete, kill_at] and everything after: identical floats (same ops, same order, CPU)
     assert [got[s] for s in sorted(got)] == [want[s] for s in sorted(want)]
     assert not (killed / f".tmp-checkpoint-{kill_at}").exists()  # resume_checkpoint discarded the staging dir
-    # every checkpoint is plain transformers
-    plain = AutoModelForCausalLM.from_pretrained(killed / f"checkpoint-{kill_at}", attn_implementation="sdpa")
+    # every checkpoint is plain transformers (the newest: save_total_limit may have rotated checkpoint-<kill_at> out)
+    plain = auto_class.from_pretrained(resume_checkpoint(killed, "auto"), attn_implementation="sdpa")
     assert torch.isfinite(plain(input_ids=torch.tensor([[1, 2, 3]])).logits).all()
 
 
@@ -104,6 +106,20 @@ def test_sft_sigkill_resume_reproduces_losses(micro_base, stage_data, tmp_path):
         "--max_length", "96",
     ]  # fmt: skip
     _check_exact_resume(tmp_path, "sft", args, kill_at=6, save_steps=2)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_reward_sigkill_resume_reproduces_losses(micro_base, stage_data, tmp_path):
+    # 36 pairs, 4 per step: 9 steps an epoch, 2 epochs; killed at step 6 (mid-epoch 1), resumed from checkpoint-3
+    args = [
+        "train", "--config", "configs/reward/tiny.yaml", "--model_name_or_path", str(micro_base),
+        "--dataset_path", str(stage_data["preference"]), "--eval_dataset_path", str(stage_data["preference"]),
+        "--num_train_epochs", "2", "--max_steps", "-1",
+        "--per_device_train_batch_size", "4", "--eval_strategy", "no",
+    ]  # fmt: skip
+    _check_exact_resume(tmp_path, "reward", args, kill_at=6, save_steps=3,
+                        auto_class=AutoModelForSequenceClassification)
 
 
 @pytest.mark.e2e
