@@ -6,7 +6,7 @@ There are two launchers that apply the same layers, neither needing `preexec_fn`
 `run_many` uses): as root, a fork server (`zygote.py`) that confines each child with direct system calls and
 execs it; otherwise, or with the zygote disabled, a chain of `exec`s of standard util-linux tools (`sh` →
 `unshare` → `mount` → `prlimit` → `setpriv`) built by `launcher_argv`. The zygote is several times cheaper
-(see benchmarks/sandbox.py); every run is still a fresh process image.
+(see benchmarks/sandbox_throughput.py); every run is still a fresh process image.
 
 The strong path (root with cgroup v1, what this project's machines and CI have), per run:
 - a `pids` cgroup whose `pids.max` is the process limit (RLIMIT_NPROC does not bind for root, nor for a uid mapped

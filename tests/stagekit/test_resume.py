@@ -1,5 +1,5 @@
-"""Exact resume after SIGKILL: the SFT, reward-model and DPO stages killed mid-epoch, inside a checkpoint save, and resumed with
-`resume_from_checkpoint: auto` log the same losses, step for step, as an uninterrupted run.
+"""Exact resume after SIGKILL: the SFT, reward-model and DPO stages killed mid-epoch, inside a checkpoint save, and
+resumed with `resume_from_checkpoint: auto` log the same losses, step for step, as an uninterrupted run.
 
 The killed and the resumed runs are fresh `python -m <stage>` processes (the real entry point, with its own RNG
 and data loader); the uninterrupted reference runs the same `main` in the test process. The killed run dies by

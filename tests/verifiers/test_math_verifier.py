@@ -111,7 +111,7 @@ def test_step_errors_with_other_operators():
     "\\boxed{" + "1" * 5000 + "}",
 ])
 def test_garbage_never_raises(garbage):
-    result = verify(garbage, TWELVE)  # how long each takes is measured in benchmarks/verifiers.py
+    result = verify(garbage, TWELVE)  # how long each takes is measured in benchmarks/verifier_throughput.py
     assert result.passed is False and result.score == 0.0
     json.dumps(result.details)
 

@@ -1,6 +1,6 @@
 """Samples per second of the data builders II areas and of the filters, offline, on this machine.
 
-    python benchmarks/data_builders.py [--queries 200] [--k 4] [--eval 200]
+    python benchmarks/data_areas.py [--queries 200] [--k 4] [--eval 200]
 
 For each new area (long, structured, logic, cross_lingual, system): make `--queries` procedural queries and run
 rejection sampling with the procedural generator through `build_area` (the path `python -m data_builders` takes),
@@ -14,12 +14,7 @@ import argparse
 import os
 import random
 import resource
-import sys
 import time
-from pathlib import Path
-
-# Run as a script, this file's own name would shadow the `data_builders` package: drop its folder from the path.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from data_builders.builders import build_area
 from data_builders.config import parse_area

@@ -1,6 +1,6 @@
 """Verifier speed: calls per second of the math and instruction verifiers on typical, huge and hostile inputs.
 
-    python benchmarks/verifiers.py [--repeat 200]
+    python benchmarks/verifier_throughput.py [--repeat 200]
 
 Not a test (timings are never asserted in tests/): the verifiers run inside the reward service's thread pool and in
 every builder's inner loop, so their cost per call is printed here, with the garbage inputs that once made regexes

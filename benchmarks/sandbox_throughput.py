@@ -13,8 +13,8 @@ the cost of each layer shows:
 A warm-up pass runs first; then --rounds passes of --jobs jobs each, reporting the best round's rate and the
 latency percentiles over all rounds.
 
-    .venv/bin/python benchmarks/sandbox.py                    # a few minutes on 2 shared cores
-    .venv/bin/python benchmarks/sandbox.py --jobs 400 --workers 2 4 8 --variants full
+    .venv/bin/python benchmarks/sandbox_throughput.py                    # a few minutes on 2 shared cores
+    .venv/bin/python benchmarks/sandbox_throughput.py --jobs 400 --workers 2 4 8 --variants full
 """
 
 from __future__ import annotations
