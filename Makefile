@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := WANDB_MODE=offline $(BIN)/pytest -q
 
-.PHONY: demo test test-fast test-slow test-grids lint-imports install clean
+.PHONY: demo test test-fast test-slow test-grids lint-imports gpu-check install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -40,6 +40,14 @@ test-grids: $(STAMP)
 # the layers contract alone (tests/test_architecture.py runs it inside `make test`)
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports --no-cache
+
+# the GPU acceptance check (benchmarks/gpu_check.py): the gpu test tier, attention vs SDPA, a 32K-token SFT step of
+# the full 0.5B architecture, GRPO-sized generation; JSON + markdown in GPU_CHECK_OUT. Needs CUDA; never in CI.
+# Runs on a machine's preinstalled torch too: `make gpu-check GPU_PYTHON=python3` needs no .venv.
+GPU_PYTHON ?= $(shell test -x $(BIN)/python && echo $(BIN)/python || echo python3)
+GPU_CHECK_OUT ?= runs/gpu_check
+gpu-check:
+	$(GPU_PYTHON) benchmarks/gpu_check.py --python $(GPU_PYTHON) --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf runs wandb .pytest_cache
