@@ -51,12 +51,12 @@ def section_commands(py: str, out: Path, xdist: bool) -> dict[str, tuple[list[st
     if xdist:  # 16 cores compile the autotuner's variants in parallel (Triton's disk cache is shared)
         pytest_cmd[3:3] = ["-n", "8"]
     return {
-        "gpu_tests": (pytest_cmd, 200),
+        "gpu_tests": (pytest_cmd, 180),
         "attention": ([py, "benchmarks/attention.py", "--tokens", "4096", "16384", "32768", "--warmup", "10",
-                       "--rep", "40"], 150),  # fmt: skip
+                       "--rep", "40"], 140),  # fmt: skip
         "sft_step": ([py, "benchmarks/sft_step_cuda.py", "--tokens", "32768", "--json", str(out / "sft_step.json")],
-                     150),  # fmt: skip
-        "generation": ([py, "benchmarks/generation_cuda.py", "--json", str(out / "generation.json")], 90),
+                     120),  # fmt: skip
+        "generation": ([py, "benchmarks/generation_cuda.py", "--json", str(out / "generation.json")], 80),
     }
 
 

@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     if {"ours", "transformers"} <= set(done):
         ours, theirs = done["ours"], done["transformers"]
         summary["tokens_per_s_ratio"] = ours["tokens_per_s"] / theirs["tokens_per_s"]
-        summary["step_peak_ratio"] = ours["step_peak_over_resident_gib"] / theirs["step_peak_over_resident_gib"]
+        peaks = ours["step_peak_over_resident_gib"], theirs["step_peak_over_resident_gib"]
+        summary["step_peak_ratio"] = peaks[0] / peaks[1] if peaks[1] else float("nan")  # CPU smoke runs: no peaks
         summary["loss_abs_diff"] = abs(ours["loss_first_step"] - theirs["loss_first_step"])
         print(f"\nours / transformers: tokens/s {summary['tokens_per_s_ratio']:.2f}x, step peak over resident "
               f"{summary['step_peak_ratio']:.1%}; first-step loss |diff| {summary['loss_abs_diff']:.2e}")

@@ -18,11 +18,9 @@ from typing import Any, TypeVar
 import yaml
 from trl import TrlParser
 
+from stagekit.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config file or command-line value that is wrong; the message names the key or file."""
 
 
 def read_yaml_mapping(path: str | Path, what: str = "a YAML mapping of keys to values") -> dict:

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from qwen25.attention.reference import segment_ids_from_cu_seqlens, segment_ids_from_position_ids
-from stagekit.config import ConfigError
+from stagekit.errors import ConfigError
 
 CONFIG_KEY = "dual_chunk_attention_config"  # the key in config.json (Qwen2.5-1M's, read by vLLM)
 UNSUPPORTED_ROPE = ("dynamic", "longrope")  # their frequencies change with the length seen: no fixed remapping
