@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 
 from qwen25.generation import generate
-from qwen25.model import load_model
+from qwen25.model import load_for_inference
 from qwen25.tokenizer import load_tokenizer
 from verifiers import verify_many
 
@@ -41,12 +41,15 @@ def evaluate_checkpoint(
     batch_size: int = 32,
     label: str | None = None,
     dca: dict | bool | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> EvalResult:
     """Accuracy, format rate and mean reward of `checkpoint` on RL-query rows.
 
     dca: Dual Chunk Attention, as `qwen25.model.load_model` takes it (None: the checkpoint's config decides).
+    device/dtype: where and in what precision the model runs (`stagekit.device`; "auto": a GPU in bf16 if any).
     """
-    model = load_model(checkpoint, dca=dca).eval()
+    model = load_for_inference(checkpoint, device=device, dtype=dtype, dca=dca)
     tokenizer = load_tokenizer(checkpoint)
     prompts = [row["prompt"] for row in rows]
     answers = generate(

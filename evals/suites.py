@@ -45,10 +45,11 @@ from data_builders.seeds import parse_code, parse_math, read_jsonl
 from evals.passkey import PASSKEY_DEFAULT, load_passkey, prepare_passkey, score_passkey
 from qwen25.attention.dca import parse_dca
 from qwen25.generation import generate
-from qwen25.model import load_model
+from qwen25.model import load_for_inference
 from qwen25.tokenizer import load_tokenizer
 from stagekit.atomic import write_json
 from stagekit.config import ConfigError
+from stagekit.device import DEVICE_HELP, DTYPE_HELP, check_device_dtype, pick_device
 from verifiers import verify, verify_many
 from verifiers.ifeval import load_ifeval_jsonl
 
@@ -202,6 +203,8 @@ def evaluate_suite(
     report_to: str = "wandb",
     experiment: str = "eval",
     dca: dict | bool | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> dict:
     """Generate, score, write `<out>/eval_<suite>.json`, log to wandb; returns the file's content.
 
@@ -216,7 +219,9 @@ def evaluate_suite(
         dca = parse_dca(dca, key="--dca")
     t0 = time.monotonic()
     try:
-        model = load_model(model_path, dca=dca).eval()
+        model = load_for_inference(model_path, device=device, dtype=dtype, dca=dca)
+    except ConfigError:  # a device or dtype that is not available here: already names the key
+        raise
     except ValueError as e:  # a DCA block that does not fit this checkpoint
         raise ConfigError(f"--dca: {e}") from e
     tokenizer = load_tokenizer(model_path)
@@ -284,9 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--experiment", default="eval", help="wandb group")
     parser.add_argument("--dca", default=None, help="Dual Chunk Attention: CHUNK_SIZE,LOCAL_SIZE (e.g. 32768,1024) "
                         "or off; default: as the checkpoint's config says")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     args = parser.parse_args(argv)
     try:
         dca = parse_dca(args.dca, key="--dca")
+        check_device_dtype(args.device, args.dtype, where="eval")
+        pick_device(args.device)  # a device that is not here is refused before any data or weights load
         for key in ("limit", "batch_size", "max_new_tokens"):
             value = getattr(args, key)
             if value is not None and value < 1:
@@ -294,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = evaluate_suite(
             args.model, args.suite, data=args.data, limit=args.limit, batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens, out=args.out, report_to=args.report_to, experiment=args.experiment,
-            dca=dca,
+            dca=dca, device=args.device, dtype=args.dtype,
         )  # fmt: skip
     except ConfigError as e:
         print(f"eval: {e}", file=sys.stderr)

@@ -10,6 +10,7 @@ from trl import GRPOConfig
 from qwen25.attention.dca import parse_dca
 from qwen25.ops.fused_lm_head import FusedLinearCEArguments
 from stagekit.config import ConfigError
+from stagekit.device import DEVICE_HELP, DTYPE_HELP, check_device_dtype
 from stagekit.tracking import ExperimentArguments
 
 QUERY_ORDERS = ("variance", "dataset")
@@ -54,6 +55,8 @@ class GRPOStageConfig(GRPOConfig, FusedLinearCEArguments, ExperimentArguments):
     )
     score_samples: int = field(default=8, metadata={"help": "k: responses sampled per query by the scoring pass"})
     score_batch_size: int = field(default=32, metadata={"help": "queries per generate call in the scoring pass"})
+    score_device: str = field(default="auto", metadata={"help": "the scoring pass's device: " + DEVICE_HELP})
+    score_dtype: str = field(default="auto", metadata={"help": "the scoring pass's " + DTYPE_HELP})
     # per-sample provenance
     provenance_file: str | None = field(
         default=None, metadata={"help": "JSONL of every scored sample (default: <output_dir>/provenance.jsonl)"}
@@ -94,6 +97,7 @@ class GRPOStageConfig(GRPOConfig, FusedLinearCEArguments, ExperimentArguments):
             self.shuffle_dataset = False  # the order is the point: TRL's RepeatSampler walks the sorted rows
         if self.scored_dataset_path is None:
             self.scored_dataset_path = self.dataset_path.rstrip("/") + "_scored"
+        check_device_dtype(self.score_device, self.score_dtype, where="score_device/score_dtype")
         for key in ("score_samples", "score_batch_size", "heldout_eval_steps", "heldout_max_new_tokens"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")

@@ -24,7 +24,7 @@ from datasets import Dataset
 from online_rl.config import GRPOStageConfig
 from online_rl.rewards import connect
 from qwen25.generation import generate
-from qwen25.model import load_model
+from qwen25.model import load_for_inference
 from qwen25.tokenizer import load_tokenizer
 from stagekit.atomic import save_dataset
 from stagekit.config import ConfigError, parse_config, require_path
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     client = connect(cfg)  # a clear error before the model loads if the service is down
 
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, dca=cfg.dca).eval()
+    model = load_for_inference(model_dir, device=cfg.score_device, dtype=cfg.score_dtype, dca=cfg.dca)
     samples = sample_responses(
         model, tokenizer, rows["prompt"], k=cfg.score_samples, max_new_tokens=cfg.max_completion_length,
         temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, batch_size=cfg.score_batch_size,

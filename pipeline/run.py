@@ -35,6 +35,7 @@ from pipeline.stages import STAGES
 from reward.client import RewardClient, RewardServiceError
 from stagekit.atomic import write_atomic
 from stagekit.config import ConfigError, cli_flags
+from stagekit.device import DEVICE_HELP, DTYPE_HELP, check_device_dtype
 
 
 @dataclass
@@ -59,6 +60,8 @@ class PipelineConfig:
     eval_max_new_tokens: int = field(default=64, metadata={"help": "greedy tokens per held-out answer"})
     eval_batch_size: int = field(default=32, metadata={"help": "held-out prompts per generate call"})
     eval_limit: int | None = field(default=None, metadata={"help": "evaluate only the first N held-out rows"})
+    eval_device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    eval_dtype: str = field(default="auto", metadata={"help": DTYPE_HELP})
     eval_suites: dict = field(
         default_factory=dict,
         metadata={"help": "benchmarks run on every checkpoint: {suite: local file} (qwenpost eval's suites; "
@@ -83,6 +86,7 @@ class PipelineConfig:
             raise ConfigError(f"stage_overrides: unknown stage(s) {unknown}; stages are {list(OVERRIDABLE)}")
         if self.from_stage is not None and self.from_stage not in RUN_ORDER:
             raise ConfigError(f"from_stage: unknown stage {self.from_stage!r}; stages are {list(RUN_ORDER)}")
+        check_device_dtype(self.eval_device, self.eval_dtype, where="eval_device/eval_dtype")
         for key in ("eval_max_new_tokens", "eval_batch_size", "tokenizer_vocab_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -339,6 +343,8 @@ def evaluate_all(pipe: Pipeline, cfg: PipelineConfig) -> dict:
                 max_new_tokens=cfg.eval_max_new_tokens,
                 batch_size=cfg.eval_batch_size,
                 label=f"eval {name}",
+                device=cfg.eval_device,
+                dtype=cfg.eval_dtype,
             )
             out[name] = result.as_dict()
             print(
@@ -359,7 +365,8 @@ def evaluate_suites(pipe: Pipeline, cfg: PipelineConfig) -> dict:
             result = evaluate_suite(
                 pipe.paths[name], suite, data=data, limit=cfg.eval_limit, batch_size=cfg.eval_batch_size,
                 max_new_tokens=cfg.eval_max_new_tokens if suite == "tiny_heldout" else None,  # else: the suite's
-                out=pipe.run_dir / "eval" / name, experiment=cfg.experiment,
+                out=pipe.run_dir / "eval" / name, experiment=cfg.experiment, device=cfg.eval_device,
+                dtype=cfg.eval_dtype,
             )  # fmt: skip
             out.setdefault(name, {})[suite] = result["metrics"]
             print(f"  {name:5s} {summary_line(result)}", flush=True)

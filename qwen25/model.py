@@ -31,6 +31,7 @@ from transformers import (
 from qwen25.attention.dca import CONFIG_KEY as DCA_CONFIG_KEY
 from qwen25.attention.dca import DualChunkConfig
 from qwen25.attention.registration import ATTN_IMPLEMENTATION, disable_dca, enable_dca, register
+from stagekit.device import pick_device, pick_dtype
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
 # The architecture keys a preset may set; anything else is a typo and is refused.
@@ -156,3 +157,17 @@ def load_model(
     elif getattr(model.config, DCA_CONFIG_KEY, None) and attn_implementation == ATTN_IMPLEMENTATION:
         enable_dca(model, getattr(model.config, DCA_CONFIG_KEY))
     return model
+
+
+def load_for_inference(
+    path: str | os.PathLike, *, device: str = "auto", dtype: str = "auto", **kwargs
+) -> PreTrainedModel:
+    """`load_model` for generation and scoring outside a trainer: on `device`, in `dtype`, in eval mode.
+
+    device/dtype: strings as configs hold them, decided by `stagekit.device` ("auto": accelerate's device; fp32 on
+    CPU, on GPU the checkpoint's 16-bit dtype or bf16). Refuses a device that is not here before reading weights.
+    Other keywords (task, dca, attn_implementation) go to `load_model`.
+    """
+    where = pick_device(device)
+    model = load_model(path, dtype=pick_dtype(dtype, where, path), **kwargs)
+    return model.to(where).eval()

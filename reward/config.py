@@ -14,6 +14,7 @@ from trl import RewardConfig
 
 from reward.combine import CRITERIA
 from stagekit.config import ConfigError
+from stagekit.device import check_device_dtype
 from stagekit.tracking import ExperimentArguments
 
 
@@ -40,7 +41,11 @@ class RewardEvalConfig:
     output_dir: str | None = field(default=None)  # where eval.json goes; default: the model directory
     batch_size: int = field(default=16)  # pairs per forward
     max_length: int = field(default=2048)  # longer inputs keep their last max_length tokens
-    device: str = field(default="auto")  # "auto", "cpu", "cuda", ...
+    device: str = field(default="auto")  # stagekit.device: "auto" (accelerate's device), "cpu", "cuda:1", ...
+    dtype: str = field(default="auto")  # "auto" (fp32 on CPU; on GPU the checkpoint's 16-bit dtype or bf16), ...
+
+    def __post_init__(self):
+        check_device_dtype(self.device, self.dtype)
 
 
 @dataclass
@@ -75,8 +80,8 @@ class ServeConfig:
     # are looked up before the `verifiers` registry. A JSON string on the command line.
     extra_verifiers: dict | str | None = None
     max_length: int = 2048  # longest RM input in tokens; longer ones keep their last max_length tokens
-    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
-    dtype: str = "float32"  # RM weights dtype: float32, bfloat16 or float16
+    device: str = "auto"  # stagekit.device: "auto" (accelerate's device: a GPU if any), "cpu", "cuda:1", ...
+    dtype: str = "auto"  # RM weights: "auto" (fp32 on CPU; on GPU the checkpoint's 16-bit dtype or bf16), float32, ...
     torch_threads: int = 0  # intra-op CPU threads of the RM forward; 0 = torch's default (1 is fastest on busy CPUs)
     keep_alive_s: float = 75.0  # idle HTTP keep-alive; longer than GRPO's gaps between steps, so clients reuse sockets
 
@@ -102,8 +107,7 @@ class ServeConfig:
             raise ConfigError(f"`verifier_timeout_s` must be > 0, got {self.verifier_timeout_s}")
         if self.rm_scale <= 0:
             raise ConfigError(f"`rm_scale` must be > 0, got {self.rm_scale}")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ConfigError(f"`dtype` must be float32, bfloat16 or float16, got {self.dtype!r}")
+        check_device_dtype(self.device, self.dtype)
         if self.max_wait_ms < 0:
             raise ConfigError(f"`max_wait_ms` must be >= 0, got {self.max_wait_ms}")
         if self.weights["rm"] != 0 and not self.model_path:

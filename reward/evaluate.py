@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> dict:
     for path in config.preference_files or []:
         pref_rows += read_preference_jsonl(path)
 
-    scorer = RewardModelScorer.from_pretrained(config.model, device=config.device, max_length=config.max_length)
+    scorer = RewardModelScorer.from_pretrained(
+        config.model, device=config.device, dtype=config.dtype, max_length=config.max_length
+    )
     result: dict = {"model": config.model}
     if pref_rows:
         result["pairwise"] = pairwise_accuracy(pref_rows, score_pairs(scorer, pref_rows, batch_size=config.batch_size))

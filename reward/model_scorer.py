@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from qwen25.model import load_model
+from qwen25.model import load_for_inference
 from qwen25.tokenizer import load_tokenizer
 
 Prompt = list[dict] | str  # chat messages (TRL conversational format) or plain text
@@ -58,12 +58,13 @@ class RewardModelScorer:
         self.max_length = max_length
 
     @classmethod
-    def from_pretrained(cls, path: str, *, device: str = "auto", dtype: str = "float32", max_length: int = 2048):
-        """Load a reward-model checkpoint directory (model + tokenizer) with this project's attention."""
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+    def from_pretrained(cls, path: str, *, device: str = "auto", dtype: str = "auto", max_length: int = 2048):
+        """Load a reward-model checkpoint directory (model + tokenizer) with this project's attention.
+
+        device/dtype: as `stagekit.device` decides them ("auto": accelerate's device; fp32 on CPU, on GPU the
+        checkpoint's 16-bit dtype or bf16)."""
         tokenizer = load_tokenizer(path)
-        model = load_model(path, task="sequence-classification", dtype=getattr(torch, dtype)).to(device)
+        model = load_for_inference(path, task="sequence-classification", device=device, dtype=dtype)
         return cls(model, tokenizer, max_length=max_length)
 
     def encode(self, prompt: Prompt, response: str) -> list[int]:

@@ -13,7 +13,7 @@ import torch
 
 from data_builders.generators.base import Candidate, Query
 from qwen25.generation import generate
-from qwen25.model import load_model
+from qwen25.model import load_for_inference
 from qwen25.tokenizer import load_tokenizer
 
 
@@ -27,14 +27,14 @@ class HFGenerator:
     name = "hf"
 
     def __init__(self, model_path: str, *, max_new_tokens: int = 256, temperature: float = 0.7, top_p: float = 1.0,
-                 top_k: int | None = None, batch_size: int = 8, seed: int = 0, device: str | None = None) -> None:
+                 top_k: int | None = None, batch_size: int = 8, seed: int = 0, device: str = "auto",
+                 dtype: str = "auto") -> None:
         if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1 or batch_size < 1:
             raise ValueError(f"hf generator: bad sampling settings temperature={temperature}, top_p={top_p}, "
                              f"max_new_tokens={max_new_tokens}, batch_size={batch_size}")
         self.tokenizer = load_tokenizer(model_path)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.model = load_model(model_path, dtype=dtype).to(self.device).eval()
+        self.model = load_for_inference(model_path, device=device, dtype=dtype)  # stagekit.device decides "auto"
+        self.device = self.model.device
         self.max_new_tokens, self.temperature, self.top_p, self.top_k = max_new_tokens, temperature, top_p, top_k
         self.batch_size = batch_size
         torch.manual_seed(seed)

@@ -4,7 +4,8 @@
 attention through `qwen25_attention`, the one dispatch point: the Triton kernel (`triton_flash.py`) for
 fp16/bf16 CUDA tensors whose batch can be laid out as variable-length sequences; on CPU, packed rows as one SDPA
 call per sample and padded or decoding batches as one SDPA call on the reference's mask (`_masked_sdpa`); the
-PyTorch reference (`reference.py`) everywhere else (dropout, fp32 on CUDA, DCA's pieces). `BACKEND` overrides the choice ("auto" | "reference" | "triton"); "triton"
+PyTorch reference (`reference.py`) everywhere else (dropout, fp32 on CUDA, DCA's pieces). `BACKEND` overrides the
+choice ("auto" | "reference" | "triton"); "triton"
 forces the kernel even on CPU tensors (tests run it under `TRITON_INTERPRET=1`) and raises where it cannot apply.
 
 Both interfaces are registered (NOTES.md): without an entry in `AttentionMaskInterface`, transformers

@@ -37,7 +37,8 @@ def test_every_kernel_variant_compiles_for_a100_and_h100_within_shared_memory(tm
     for target, proc in procs.items():
         out, err = proc.communicate(timeout=1800)
         print(out.strip())
-        report = json.loads((tmp_path / f"{target}.json").read_text()) if (tmp_path / f"{target}.json").exists() else {}
+        path = tmp_path / f"{target}.json"
+        report = json.loads(path.read_text()) if path.exists() else {}
         assert report, f"{target}: no report (rc {proc.returncode}):\n{err[-3000:]}"
         assert report["failed"] == [], f"{target}: variants that do not compile: {report['failed']}"
         assert report["over_limit"] == [], f"{target}: over {report['shared_limit']} B: {report['over_limit']}"
