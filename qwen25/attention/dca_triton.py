@@ -24,7 +24,13 @@ import torch
 import triton
 import triton.language as tl
 
-from qwen25.attention.triton_flash import LOG2E, SUPPORTED_HEAD_DIMS, _dot_precision, _interpreting
+from qwen25.attention.triton_flash import (
+    LOG2E,
+    SUPPORTED_HEAD_DIMS,
+    _dot_precision,
+    _interpreting,
+    prune_to_shared_memory,
+)
 
 _INTERPRET_BLOCKS = {"BLOCK_M": 16, "BLOCK_N": 16}
 
@@ -114,7 +120,8 @@ def _tuned():
         triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
         for m, n, w, s in [(128, 64, 8, 2), (64, 64, 4, 2), (64, 32, 4, 3), (32, 64, 4, 2)]
     ]
-    return triton.autotune(configs, key=["HEAD_DIM", "GROUP"])(_dca_fwd_kernel)
+    prune = {"early_config_prune": prune_to_shared_memory("dca_fwd")}
+    return triton.autotune(configs, key=["HEAD_DIM", "GROUP"], prune_configs_by=prune)(_dca_fwd_kernel)
 
 
 def dual_chunk_attn_varlen(

@@ -10,6 +10,10 @@ their card before a launch:
     python -m qwen25.attention.gpu_targets --target sm_90           # H100/H200
     python -m qwen25.attention.gpu_targets --target sm_80 --json a100.json
 
+`--write_table` records the shared memory of every 16-bit variant per target in `shared_memory.json` beside this
+module: the kernels' autotuners read it to prune configs that cannot fit the GPU they are about to run on
+(`triton_flash.prune_to_shared_memory`). The test compiles again and checks the table still matches.
+
 TRITON_INTERPRET must be unset (the interpreter replaces `triton.jit`, so there is nothing to compile).
 Why hand-written: Triton has no "compile this autotuned kernel for that GPU" entry point; `JITFunction.warmup` needs
 the target's driver. The kernels, configs and launch arguments are this project's, so the list is too.
@@ -128,11 +132,50 @@ def check_target(target: str, progress: bool = True) -> dict:
             "max_shared": max((v.shared or 0) for v in done), "all": [asdict(v) for v in done]}  # fmt: skip
 
 
+def variant_key(kernel: str, head_dim: int, block_m: int, block_n: int | None, num_warps: int, num_stages: int) -> str:
+    """The shared-memory table's key of one kernel build (the same for bf16 and fp16: both are 2 bytes)."""
+    return f"{kernel}/d{head_dim}/M{block_m}N{block_n}w{num_warps}s{num_stages}"
+
+
+def table_entries(report: dict) -> dict[str, int]:
+    """{variant_key: shared bytes} of a `check_target` report's 16-bit variants."""
+    entries: dict[str, int] = {}
+    for v in report["all"]:
+        key = variant_key(v["kernel"], v["head_dim"], v["block_m"], v["block_n"], v["num_warps"], v["num_stages"])
+        if entries.setdefault(key, v["shared"]) != v["shared"]:
+            raise AssertionError(f"{report['target']} {key}: bf16 and fp16 builds differ in shared memory")
+    return entries
+
+
+TUNED_CONFIGS = {
+    "fwd": lambda: triton_flash._tuned("fwd").configs,
+    "dkdv": lambda: triton_flash._tuned("dkdv").configs,
+    "dq": lambda: triton_flash._tuned("dq").configs,
+    "dca_fwd": lambda: dca_triton._tuned().configs,
+}
+
+
+def pruned_before_launch(report: dict) -> list[str]:
+    """The variant keys the autotuners' prune (`triton_flash.select_fitting`) drops on this target, from its own
+    compiled sizes: it must drop exactly the variants over the limit."""
+    table = {report["target"]: table_entries(report)}
+    dropped = []
+    for kernel, configs in TUNED_CONFIGS.items():
+        for head_dim in HEAD_DIMS:
+            kept = triton_flash.select_fitting(kernel, head_dim, configs(), report["capability"],
+                                               report["shared_limit"], table=table)  # fmt: skip
+            dropped += [variant_key(kernel, head_dim, c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps,
+                                    c.num_stages) for c in configs() if c not in kept]  # fmt: skip
+    return dropped
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", choices=sorted(TARGETS), required=True)
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument("--quiet", action="store_true", help="no line per variant")
+    parser.add_argument("--write_table", action="store_true",
+                        help=f"record this target's shared memory per variant in {triton_flash.SHARED_MEMORY_TABLE}")
     args = parser.parse_args(argv)
     try:
         report = check_target(args.target, progress=not args.quiet)
@@ -144,7 +187,15 @@ def main(argv: list[str] | None = None) -> int:
           f"failed to compile: {len(report['failed'])}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    return 1 if report["over_limit"] or report["failed"] else 0
+    pruned = pruned_before_launch(report)
+    print(f"pruned before launch on {report['target']} by the autotuners: {pruned or 'none'}")
+    if args.write_table:
+        path = triton_flash.SHARED_MEMORY_TABLE
+        table = json.loads(path.read_text()) if path.exists() else {}
+        table[report["target"]] = table_entries(report)
+        path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {len(table[report['target']])} entries for {report['target']} to {path}")
+    return 1 if report["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ On CUDA the block sizes are autotuned per head_dim; on CPU the kernels run only 
 from __future__ import annotations
 
 import functools
+import json
 import os
+from pathlib import Path
 
 import torch
 import triton
@@ -358,23 +360,73 @@ def _configs(blocks: list[tuple[int, int, int, int]]) -> list[triton.Config]:
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in blocks]
 
 
+# Shared memory of every 16-bit build of the tuned kernels, per target, as ptxas reports it (written by
+# `python -m qwen25.attention.gpu_targets --target sm_XX --write_table`; tests/qwen25/test_kernel_targets.py compiles
+# again and checks it). Not a formula: the same tiles need up to 2.5x more on sm_80 than on sm_90 (the DCA forward).
+SHARED_MEMORY_TABLE = Path(__file__).with_name("shared_memory.json")
+
+
+@functools.cache
+def _shared_memory_table() -> dict:
+    return json.loads(SHARED_MEMORY_TABLE.read_text()) if SHARED_MEMORY_TABLE.exists() else {}
+
+
+def _table_target(capability: int | tuple[int, int]) -> str | None:
+    """The table a GPU's builds follow: sm_90 for Hopper, sm_80 for Ampere and Ada (8.x); None for others."""
+    major = capability[0] if isinstance(capability, tuple) else capability // 10
+    return {9: "sm_90", 8: "sm_80"}.get(major)
+
+
+def select_fitting(kernel: str, head_dim: int, configs: list, capability, limit: int, table: dict | None = None):
+    """The configs of `kernel` whose recorded shared memory fits `limit` bytes on a GPU of `capability`.
+
+    A config the table does not know (another target, fp32 inputs) is kept: the autotuner then skips it if it does
+    not fit. Never empty: if none fits, the smallest is kept and its launch will say why.
+    """
+    entries = (table if table is not None else _shared_memory_table()).get(_table_target(capability), {})
+    sized = []
+    for c in configs:
+        key = f"{kernel}/d{head_dim}/M{c.kwargs['BLOCK_M']}N{c.kwargs['BLOCK_N']}w{c.num_warps}s{c.num_stages}"
+        sized.append((c, entries.get(key)))
+    kept = [c for c, size in sized if size is None or size <= limit]
+    return kept or [min(sized, key=lambda cs: cs[1])[0]]
+
+
+def prune_to_shared_memory(kernel: str):
+    """The autotuner's `early_config_prune` for `kernel`: drop configs that cannot fit this GPU's shared memory
+    before any of them is compiled or launched (an A100 cannot hold the DCA forward's 128 x 64 blocks at
+    head_dim 128: 237,568 B of 166,912)."""
+
+    def prune(configs, named_args, **kwargs):
+        q = named_args.get("Q", named_args.get("QI"))
+        head_dim = kwargs.get("HEAD_DIM", named_args.get("HEAD_DIM"))
+        if q is None or not q.is_cuda or q.element_size() != 2 or head_dim is None:
+            return configs  # the table records 16-bit builds
+        index = q.device.index if q.device.index is not None else torch.cuda.current_device()
+        limit = triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
+        return select_fitting(kernel, head_dim, configs, torch.cuda.get_device_capability(index), limit)
+
+    return prune
+
+
 @functools.cache
 def _tuned(kernel: str):
-    """Autotuned CUDA variants, built on first use (configs that exceed shared memory are skipped by the tuner).
+    """Autotuned CUDA variants, built on first use; configs that cannot fit the GPU's shared memory are pruned first.
 
     Keyed on head_dim and group size only, so a new packed length never re-tunes; outputs are plain stores, so
     the tuner's repeated launches are harmless.
     """
-    if kernel == "fwd":
-        configs = _configs([(128, 64, 8, 3), (128, 64, 4, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4)])
-        return triton.autotune(configs, key=["HEAD_DIM", "GROUP"])(_attn_fwd_kernel)
-    if kernel == "dkdv":
-        configs = _configs([(32, 128, 4, 3), (64, 128, 8, 2), (64, 128, 8, 3), (32, 64, 4, 3), (16, 64, 4, 2)])
-        return triton.autotune(configs, key=["HEAD_DIM", "GROUP"])(_attn_bwd_dkdv_kernel)
-    if kernel == "dq":
-        configs = _configs([(128, 32, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 2), (32, 32, 4, 2)])
-        return triton.autotune(configs, key=["HEAD_DIM", "GROUP"])(_attn_bwd_dq_kernel)
-    raise ValueError(kernel)
+    blocks = {
+        "fwd": [(128, 64, 8, 3), (128, 64, 4, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4)],
+        "dkdv": [(32, 128, 4, 3), (64, 128, 8, 2), (64, 128, 8, 3), (32, 64, 4, 3), (16, 64, 4, 2)],
+        "dq": [(128, 32, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 2), (32, 32, 4, 2)],
+    }
+    kernels = {"fwd": _attn_fwd_kernel, "dkdv": _attn_bwd_dkdv_kernel, "dq": _attn_bwd_dq_kernel}
+    if kernel not in kernels:
+        raise ValueError(kernel)
+    prune = {"early_config_prune": prune_to_shared_memory(kernel)}
+    tuner = triton.autotune(_configs(blocks[kernel]), key=["HEAD_DIM", "GROUP"], prune_configs_by=prune)
+    return tuner(kernels[kernel])
 
 
 def _launch(kernel: str, jit_fn, grid_fn, *args, **kwargs) -> None:
