@@ -77,7 +77,7 @@ def _signature(fn, dtype: str, constexprs: dict) -> dict[str, str]:
     return sig
 
 
-def variants():
+def variants(dtypes: tuple[str, ...] = DTYPES):
     """(Variant, jit function, constexprs) for every kernel build a CUDA launch of ours could ask for."""
     tuned = {
         "fwd": (triton_flash._attn_fwd_kernel, triton_flash._tuned("fwd").configs),
@@ -85,7 +85,7 @@ def variants():
         "dq": (triton_flash._attn_bwd_dq_kernel, triton_flash._tuned("dq").configs),
         "dca_fwd": (dca_triton._dca_fwd_kernel, dca_triton._tuned().configs),
     }
-    for dtype, head_dim in itertools.product(DTYPES, HEAD_DIMS):
+    for dtype, head_dim in itertools.product(dtypes, HEAD_DIMS):
         for kernel, (fn, configs) in tuned.items():
             for config in configs:
                 consts = {"GROUP": GROUP, "HEAD_DIM": head_dim, "DOT_PRECISION": "tf32", **config.kwargs}
@@ -108,7 +108,7 @@ def compile_variant(variant: Variant, fn, consts: dict, capability: int) -> Vari
     return variant
 
 
-def check_target(target: str, progress: bool = True) -> dict:
+def check_target(target: str, progress: bool = True, dtypes: tuple[str, ...] = DTYPES) -> dict:
     """Compile every variant for `target`; returns the counts, the variants and those over the limit."""
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise RuntimeError("TRITON_INTERPRET=1 replaces triton.jit; unset it to compile for a GPU target")
@@ -116,7 +116,7 @@ def check_target(target: str, progress: bool = True) -> dict:
         raise ValueError(f"target {target!r}; known: {sorted(TARGETS)}")
     capability, limit = TARGETS[target]
     done = []
-    for variant, fn, consts in variants():
+    for variant, fn, consts in variants(dtypes):
         done.append(compile_variant(variant, fn, consts, capability))
         if progress:
             v = done[-1]
@@ -174,11 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=sorted(TARGETS), required=True)
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument("--quiet", action="store_true", help="no line per variant")
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES),
+                        help="16-bit input types to build (their shared memory is the same: both are 2 bytes)")
     parser.add_argument("--write_table", action="store_true",
                         help=f"record this target's shared memory per variant in {triton_flash.SHARED_MEMORY_TABLE}")
     args = parser.parse_args(argv)
     try:
-        report = check_target(args.target, progress=not args.quiet)
+        report = check_target(args.target, progress=not args.quiet, dtypes=tuple(args.dtypes))
     except RuntimeError as exc:
         print(f"gpu_targets: {exc}", file=sys.stderr)
         return 2
