@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
@@ -38,16 +37,14 @@ GIB = 1024**3
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python3 benchmarks/sft_step_cuda.py` from anywhere
 
+from benchmarks.attention import document_lengths  # noqa: E402
 from qwen25.model import build_model, load_preset, make_config  # noqa: E402
 from qwen25.ops import fused_linear_cross_entropy  # noqa: E402
 
 
 def packed_row(tokens: int, vocab: int, seed: int, low: int = 256, high: int = 4096):
     """input_ids, position_ids, labels of one packed row: (1, tokens) each; document lengths too."""
-    rng = random.Random(seed)
-    lengths: list[int] = []
-    while sum(lengths) < tokens:
-        lengths.append(min(rng.randint(low, high), tokens - sum(lengths)))
+    lengths = document_lengths(tokens, low, high, seed)  # the attention benchmark's uneven documents
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (1, tokens), generator=g)
     position_ids = torch.cat([torch.arange(n) for n in lengths])[None]

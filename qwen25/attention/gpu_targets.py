@@ -132,9 +132,7 @@ def check_target(target: str, progress: bool = True, dtypes: tuple[str, ...] = D
             "max_shared": max((v.shared or 0) for v in done), "all": [asdict(v) for v in done]}  # fmt: skip
 
 
-def variant_key(kernel: str, head_dim: int, block_m: int, block_n: int | None, num_warps: int, num_stages: int) -> str:
-    """The shared-memory table's key of one kernel build (the same for bf16 and fp16: both are 2 bytes)."""
-    return f"{kernel}/d{head_dim}/M{block_m}N{block_n}w{num_warps}s{num_stages}"
+variant_key = triton_flash.shared_memory_key  # the table's key, as the autotuners' prune reads it
 
 
 def table_entries(report: dict) -> dict[str, int]:

@@ -377,6 +377,12 @@ def _table_target(capability: int | tuple[int, int]) -> str | None:
     return {9: "sm_90", 8: "sm_80"}.get(major)
 
 
+def shared_memory_key(kernel: str, head_dim: int, block_m: int, block_n: int | None, num_warps: int,
+                      num_stages: int) -> str:
+    """The table's key of one kernel build (the same for bf16 and fp16: both are 2 bytes)."""
+    return f"{kernel}/d{head_dim}/M{block_m}N{block_n}w{num_warps}s{num_stages}"
+
+
 def select_fitting(kernel: str, head_dim: int, configs: list, capability, limit: int, table: dict | None = None):
     """The configs of `kernel` whose recorded shared memory fits `limit` bytes on a GPU of `capability`.
 
@@ -384,10 +390,8 @@ def select_fitting(kernel: str, head_dim: int, configs: list, capability, limit:
     not fit. Never empty: if none fits, the smallest is kept and its launch will say why.
     """
     entries = (table if table is not None else _shared_memory_table()).get(_table_target(capability), {})
-    sized = []
-    for c in configs:
-        key = f"{kernel}/d{head_dim}/M{c.kwargs['BLOCK_M']}N{c.kwargs['BLOCK_N']}w{c.num_warps}s{c.num_stages}"
-        sized.append((c, entries.get(key)))
+    sized = [(c, entries.get(shared_memory_key(kernel, head_dim, c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"],
+                                               c.num_warps, c.num_stages))) for c in configs]  # fmt: skip
     kept = [c for c, size in sized if size is None or size <= limit]
     return kept or [min(sized, key=lambda cs: cs[1])[0]]
 
