@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from trl import DPOConfig
 
 from offline_rl.online_merging import OM_DEFAULTS, VARIANTS
+from qwen25.memory_plan import MemoryCheckArguments
 from qwen25.ops.fused_lm_head import FusedLinearCEArguments
 from stagekit.config import ConfigError
 from stagekit.tracking import ExperimentArguments
@@ -17,7 +18,7 @@ OPTIMIZERS = ("adamw", "online_merging")
 
 
 @dataclass
-class DPOStageConfig(DPOConfig, FusedLinearCEArguments, ExperimentArguments):
+class DPOStageConfig(DPOConfig, FusedLinearCEArguments, MemoryCheckArguments, ExperimentArguments):
     model_name_or_path: str = field(
         default="runs/tiny/sft", metadata={"help": "SFT checkpoint: the policy and the frozen reference"}
     )
@@ -76,12 +77,18 @@ class DPOStageConfig(DPOConfig, FusedLinearCEArguments, ExperimentArguments):
                 raise ConfigError(f"online_merging_reserve_p: {self.online_merging_reserve_p} is not in (0, 1]")
             if not 0.0 <= self.online_merging_alpha <= 1.0:
                 raise ConfigError(f"online_merging_alpha: {self.online_merging_alpha} is not in [0, 1]")
-            launcher = ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP")
-            sharded = bool(self.deepspeed or self.fsdp) or any(
-                os.environ.get(v, "").lower() in ("1", "true") for v in launcher
-            )
-            if sharded:
+            deepspeed = bool(self.deepspeed) or _env_true("ACCELERATE_USE_DEEPSPEED")
+            fsdp_version = str((self.fsdp_config or {}).get("version", 2)) if self.fsdp else None
+            if _env_true("ACCELERATE_USE_FSDP"):
+                fsdp_version = os.environ.get("FSDP_VERSION", "1")
+            if deepspeed or fsdp_version not in (None, "2"):
+                which = "DeepSpeed" if deepspeed else f"FSDP version {fsdp_version}"
                 raise ConfigError(
-                    "optimizer: online_merging needs unsharded parameters (one process or DDP); DeepSpeed/FSDP "
-                    "flatten or shard them, which breaks the parameter -> task-vector pairing"
+                    f"optimizer: online_merging runs on unsharded parameters (one process, DDP) or FSDP2's sharded "
+                    f"DTensors; {which} flattens parameters, which breaks the parameter -> task-vector pairing. "
+                    "Launch with --config_file configs/accelerate/fsdp2.yaml"
                 )
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true")

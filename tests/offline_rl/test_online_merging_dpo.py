@@ -102,8 +102,8 @@ def test_online_merging_settings_are_checked_before_any_work(micro_base, stage_d
 
 @pytest.mark.slow
 def test_online_merging_resume_continues_exactly(micro_base, sft_like, pairs, tmp_path):
-    """Stopped at a checkpoint and resumed: the same weights as an uninterrupted run (DARE masks drawn from the
-    checkpointed RNG, tau_ref restored from optimizer.pt)."""
+    """Stopped at a checkpoint and resumed: the same weights as an uninterrupted run (DARE masks keyed by the step
+    count, tau_ref and the moments restored from optimizer.pt)."""
     import json
 
     om = ["--max_steps", "4", "--learning_rate", "1e-3", "--online_merging_reserve_p", "0.5",
