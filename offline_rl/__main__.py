@@ -17,7 +17,8 @@ fused linear cross-entropy (qwen25/ops, log-prob = -per-token CE) in place of TR
 One machine:   accelerate launch -m offline_rl --config configs/dpo/tiny.yaml
 Several GPUs:  accelerate launch --config_file configs/accelerate/ddp.yaml -m offline_rl --config <config>
                with <config> = configs/dpo/qwen2.5-1.5b.yaml (0.5b, 3b likewise)
-(online merging runs unsharded, so DDP; 7B and up: zero3.yaml with `--optimizer adamw` -- see those configs)
+7B and up:     accelerate launch --config_file configs/accelerate/fsdp2.yaml -m offline_rl --config <config>
+               (the online-merging update runs on each rank's FSDP2 shard; DeepSpeed is refused with it)
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from offline_rl.config import DPOStageConfig
-from offline_rl.online_merging import OnlineMergingAdamW, reference_deltas
+from offline_rl.online_merging import OnlineMergingAdamW, describe_sharding, reference_deltas
+from qwen25.memory_plan import check_memory
 from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(DPOStageConfig, argv)
     model_dir = require_path(cfg, "model_name_or_path", checkpoint=True)
     train, evaluation = load_train_eval(cfg, PAIR_COLUMNS)
+    check_memory("dpo", cfg, model_dir)  # stops here, before any weights load, when the step cannot fit the GPU
     base_dir = (
         require_path(cfg, "online_merging_base_model", checkpoint=True) if cfg.optimizer == "online_merging" else None
     )
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "alpha": cfg.online_merging_alpha,
                 "rescale": cfg.online_merging_rescale,
                 "clip_val": cfg.online_merging_clip_val,
+                "seed": cfg.seed,
             },
         )
     if cfg.fused_linear_ce:
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_pairs": len(train),
         "runtime_s": result.metrics.get("train_runtime"),
         "optimizer": cfg.optimizer,
+        "parameters": describe_sharding(trainer.model),
         "ref_logprob_cache": dict(getattr(trainer, "ref_logprob_cache_events", [])) or None,
     }
     if trainer.is_world_process_zero():

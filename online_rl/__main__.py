@@ -34,6 +34,7 @@ from online_rl.heldout import HeldoutRewardCallback
 from online_rl.ordering import load_query_rows, order_by_variance
 from online_rl.ordering import main as score
 from online_rl.rewards import ProvenanceCallback, ProvenanceLog, ServiceReward, connect, reward_urls
+from qwen25.memory_plan import check_memory
 from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     model_dir = require_path(cfg, "model_name_or_path", checkpoint=True)
     queries = load_queries(cfg)
     heldout = load_heldout(cfg)
+    check_memory("grpo", cfg, model_dir)  # stops here, before any weights load, when the step cannot fit the GPU
     client = connect(cfg)  # ConfigError naming the URL if /healthz does not answer in reward_ready_timeout_s
 
     # 2. policy with our attention

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from qwen25.attention.dca import parse_dca
+from qwen25.memory_plan import MemoryCheckArguments
 from qwen25.ops.fused_lm_head import FusedLinearCEArguments
 from stagekit.config import ConfigError
 from stagekit.device import DEVICE_HELP, DTYPE_HELP, check_device_dtype
@@ -17,7 +18,7 @@ QUERY_ORDERS = ("variance", "dataset")
 
 
 @dataclass
-class GRPOStageConfig(GRPOConfig, FusedLinearCEArguments, ExperimentArguments):
+class GRPOStageConfig(GRPOConfig, FusedLinearCEArguments, MemoryCheckArguments, ExperimentArguments):
     model_name_or_path: str = field(default="runs/tiny/dpo", metadata={"help": "policy to start from (DPO ckpt)"})
     dataset_path: str = field(
         default="runs/tiny/data/rl_queries", metadata={"help": "RL query rows: id, prompt, reference"}

@@ -1,11 +1,12 @@
 """`qwenpost`: the project's command line.
 
-    qwenpost pipeline --config configs/pipeline/tiny.yaml [--key value ...]
+    qwenpost pipeline --config configs/pipeline/tiny.yaml [--key value ...] [--dry_run true]
     qwenpost data build --config configs/data/verified_small.yaml [--key value ...]
     qwenpost sandbox run --language python FILE
     qwenpost verify --reference REF.json --response FILE
     qwenpost sweep configs/sweeps/dpo_beta.yaml [--dry_run] [--max_parallel N]
     qwenpost compare RUN_DIR... | SWEEP [--metrics M ...] [--out DIR] [--wandb]
+    qwenpost plan --config STAGE_CONFIG [--accelerate_config FILE] [--gpus N] [--gpu_memory GIB]
     qwenpost eval --model CKPT --suite tiny_heldout|gsm8k|math|humaneval|mbpp|ifeval [--data FILE] [--limit N]
 
 `pipeline` runs the whole recipe (data, base, SFT, reward model, reward service, DPO, GRPO, evaluation) and prints
@@ -35,17 +36,21 @@ commands:
                 (qwenpost sweep configs/sweeps/dpo_beta.yaml [--dry_run])
   compare       final and best metrics per run (markdown) and PNG curves, from local files or wandb
                 (qwenpost compare dpo_beta | qwenpost compare RUN_DIR RUN_DIR --metrics loss)
+  plan          per-GPU memory of a training stage's step, term by term, and whether it fits
+                (qwenpost plan --config configs/sft/qwen2.5-7b.yaml --accelerate_config configs/accelerate/zero3.yaml)
   eval          evaluate a checkpoint on tiny_heldout, gsm8k, math, humaneval, mbpp or ifeval
                 (qwenpost eval --model runs/tiny/dpo --suite gsm8k --data test.jsonl --limit 100)
 """
 
 
 def _pipeline(argv: list[str]) -> int:
-    from pipeline.run import PipelineConfig, StageFailed, run_pipeline
+    from pipeline.run import PipelineConfig, StageFailed, dry_run, run_pipeline
     from stagekit.config import ConfigError, parse_config
 
     try:
         cfg = parse_config(PipelineConfig, argv)
+        if cfg.dry_run:
+            return dry_run(cfg)
         run_pipeline(cfg)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
@@ -92,6 +97,12 @@ def _compare(argv: list[str]) -> int:
     return compare(argv)
 
 
+def _plan(argv: list[str]) -> int:
+    from pipeline.plan import main as plan
+
+    return plan(argv)
+
+
 def _eval(argv: list[str]) -> int:
     from evals.suites import main as evaluate
 
@@ -100,7 +111,7 @@ def _eval(argv: list[str]) -> int:
 
 COMMANDS = {
     "pipeline": _pipeline, "data": _data, "sandbox": _sandbox, "verify": _verify,
-    "sweep": _sweep, "compare": _compare, "eval": _eval,
+    "sweep": _sweep, "compare": _compare, "plan": _plan, "eval": _eval,
 }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from trl import RewardConfig
 
+from qwen25.memory_plan import MemoryCheckArguments
 from reward.combine import CRITERIA
 from stagekit.config import ConfigError
 from stagekit.device import check_device_dtype
@@ -19,7 +20,7 @@ from stagekit.tracking import ExperimentArguments
 
 
 @dataclass
-class RewardTrainConfig(RewardConfig, ExperimentArguments):
+class RewardTrainConfig(RewardConfig, MemoryCheckArguments, ExperimentArguments):
     """TRL's RewardConfig (every TrainingArguments key) plus where the model and data come from."""
 
     model_name_or_path: str | None = field(default=None)  # SFT checkpoint directory (HF format, tokenizer inside)

@@ -34,6 +34,7 @@ from datasets import Dataset, load_from_disk
 from transformers import set_seed
 from trl import RewardTrainer
 
+from qwen25.memory_plan import check_memory
 from qwen25.model import load_model
 from qwen25.tokenizer import load_tokenizer
 from reward.config import RewardTrainConfig
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_rows = load_preference_rows(config, "eval_dataset_path", "eval_preference_files", required=False)
     train_dataset = to_dataset(train_rows)
     eval_dataset = to_dataset(eval_rows) if eval_rows else None
+    check_memory("reward", config, model_path)  # stops here, before any weights load, when it cannot fit the GPU
 
     set_seed(config.seed)  # the reward head is freshly initialised: same seed, same head
     tokenizer = load_tokenizer(model_path)

@@ -19,6 +19,7 @@ Any key can be overridden: `... --learning_rate 1e-5 --output_dir runs/x/sft`.
 
 from __future__ import annotations
 
+from qwen25.memory_plan import check_memory
 from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(SFTStageConfig, argv)
     model_dir = require_path(cfg, "model_name_or_path", checkpoint=True)
     train, evaluation = load_train_eval(cfg, ["messages"])
+    check_memory("sft", cfg, model_dir)  # stops here, before any weights load, when the step cannot fit the GPU
 
     # 2. model and tokenizer, with our attention
     from trl import SFTTrainer  # imported late: the config check above should not wait for it

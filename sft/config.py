@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
+from qwen25.memory_plan import MemoryCheckArguments
 from qwen25.ops.fused_lm_head import FusedLinearCEArguments
 from stagekit.config import ConfigError
 from stagekit.tracking import ExperimentArguments
 
 
 @dataclass
-class SFTStageConfig(SFTConfig, FusedLinearCEArguments, ExperimentArguments):
+class SFTStageConfig(SFTConfig, FusedLinearCEArguments, MemoryCheckArguments, ExperimentArguments):
     model_name_or_path: str = field(
         default="runs/tiny/base", metadata={"help": "base checkpoint dir (ours or a real Qwen2.5 checkpoint)"}
     )

@@ -36,10 +36,31 @@ def test_dpo_config_has_report_values(size):
     assert cfg.experiment == f"qwen2.5-{size}" and cfg.output_dir.endswith(f"qwen2.5-{size}")
 
 
-def test_online_merging_is_refused_with_deepspeed(monkeypatch):
+def test_online_merging_runs_under_fsdp2_and_is_refused_with_deepspeed_or_fsdp1(monkeypatch):
     path = ROOT / "configs" / "dpo" / "qwen2.5-7b.yaml"
+    args = ["--config", str(path), "--use_cpu", "true"]
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")  # as `accelerate launch --config_file configs/accelerate/fsdp2.yaml` sets
+    assert parse_config(DPOStageConfig, args).optimizer == "online_merging"
+    monkeypatch.setenv("FSDP_VERSION", "1")
+    with pytest.raises(ConfigError, match="FSDP version 1 flattens"):
+        parse_config(DPOStageConfig, args)
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
-    with pytest.raises(ConfigError, match="unsharded"):
-        parse_config(DPOStageConfig, ["--config", str(path), "--use_cpu", "true"])
-    # the documented fallback parses
-    parse_config(DPOStageConfig, ["--config", str(path), "--use_cpu", "true", "--optimizer", "adamw"])
+    with pytest.raises(ConfigError, match="DeepSpeed flattens.*fsdp2.yaml"):
+        parse_config(DPOStageConfig, args)
+    parse_config(DPOStageConfig, [*args, "--optimizer", "adamw"])  # AdamW under ZeRO is fine
+
+
+@pytest.mark.parametrize("size", ["7b", "14b", "32b", "72b"])
+def test_big_dpo_configs_launch_on_fsdp2_and_fit(size):
+    """Every 7B-72B DPO config names the FSDP2 launcher and a GPU count whose memory plan fits 80 GiB GPUs."""
+    from pipeline.plan import plan_stage
+
+    path = ROOT / "configs" / "dpo" / f"qwen2.5-{size}.yaml"
+    header = path.read_text().split("model_name_or_path")[0]
+    assert "--config_file configs/accelerate/fsdp2.yaml" in header and "--optimizer adamw" not in header
+    gpus = int(header.split("--gpus ")[1].split()[0])
+    plan = plan_stage(path, accelerate_config=str(ROOT / "configs/accelerate/fsdp2.yaml"), gpus=gpus, gpu_memory=80,
+                      model_config=str(ROOT / "configs" / "model" / f"qwen2.5-{size}.yaml"))  # fmt: skip
+    assert plan.fits and any(t.name.startswith("task vector") for t in plan.terms)
