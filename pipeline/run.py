@@ -27,10 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+import yaml
 from datasets import load_from_disk
 
 from evals.heldout import evaluate_checkpoint
 from evals.suites import SUITES, evaluate_suite, load_suite, summary_line
+from pipeline.plan import plan_stage
 from pipeline.stages import STAGES
 from reward.client import RewardClient, RewardServiceError
 from stagekit.atomic import write_atomic
@@ -43,6 +46,20 @@ class PipelineConfig:
     experiment: str = field(default="tiny", metadata={"help": "experiment name: wandb group and run_dir name"})
     run_dir: str = field(default="runs/tiny", metadata={"help": "where every stage writes"})
     accelerate_config: str = field(default="configs/accelerate/cpu.yaml", metadata={"help": "for every stage"})
+    stage_accelerate_configs: dict | str | None = field(  # str: a JSON object on the command line
+        default_factory=dict,
+        metadata={"help": "per training stage accelerate config, e.g. {dpo: configs/accelerate/fsdp2.yaml}; "
+                  "the others use accelerate_config"},
+    )
+    gpus: int | None = field(
+        default=None, metadata={"help": "GPUs per training stage for the memory plans (default: each accelerate "
+                                        "config's num_processes)"}
+    )
+    gpu_memory_gib: float = field(default=80.0, metadata={"help": "GiB per GPU for the memory plans"})
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": "check every key and path, print each stage's command and memory plan, load nothing"},
+    )
     data_config: str = field(default="configs/data/tiny.yaml", metadata={"help": "data builder config"})
     model_config: str = field(default="tiny", metadata={"help": "model preset (configs/model/) of the base"})
     base_checkpoint: str | None = field(
@@ -78,6 +95,12 @@ class PipelineConfig:
             self.stage_overrides = json.loads(self.stage_overrides)
         if isinstance(self.eval_suites, str):
             self.eval_suites = json.loads(self.eval_suites)
+        if isinstance(self.stage_accelerate_configs, str):
+            self.stage_accelerate_configs = json.loads(self.stage_accelerate_configs)
+        self.stage_accelerate_configs = dict(self.stage_accelerate_configs or {})
+        wrong = sorted(set(self.stage_accelerate_configs) - set(TRAINING_STAGES))
+        if wrong:
+            raise ConfigError(f"stage_accelerate_configs: {wrong} are not training stages {list(TRAINING_STAGES)}")
         unknown_suites = sorted(set(self.eval_suites or {}) - set(SUITES))
         if unknown_suites:
             raise ConfigError(f"eval_suites: unknown suite(s) {unknown_suites}; suites are {list(SUITES)}")
@@ -94,6 +117,8 @@ class PipelineConfig:
 
 OVERRIDABLE = ("data", "sft", "reward", "serve", "dpo", "grpo")  # keys of stage_overrides; "score" takes grpo's
 RUN_ORDER = ("data", "base", "sft", "reward", "dpo", "score", "grpo")  # what runs, in order (serve: before dpo)
+TRAINING_STAGES = ("sft", "reward", "dpo", "grpo")  # launched by `accelerate launch`; each gets a memory plan
+TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))  # either set makes a loadable tokenizer
 
 
 class Pipeline:
@@ -135,6 +160,7 @@ class Pipeline:
                 cfg.dpo_config,
                 "dpo",
                 model_name_or_path=self.paths["sft"],
+                online_merging_base_model=self.paths["base"],  # the task vector is SFT - the base SFT started from
                 dataset_path=d / "preference",
                 eval_dataset_path=d / "preference_eval",
                 **common,
@@ -145,7 +171,9 @@ class Pipeline:
                 model_name_or_path=self.paths["dpo"],
                 dataset_path=d / "rl_queries",
                 scored_dataset_path=d / "rl_queries_scored",
-                heldout_dataset_path=d / "heldout",
+                # a config that turns the held-out curve off (`heldout_dataset_path: null`, as ZeRO-3's) keeps it off
+                **({} if _turned_off(cfg.grpo_config, "heldout_dataset_path")
+                   else {"heldout_dataset_path": d / "heldout"}),
                 reward_url=self.url,
                 **common,
             ),
@@ -160,10 +188,15 @@ class Pipeline:
         values = {**paths, "output_dir": self.paths[stage], **self.cfg.stage_overrides.get(stage, {})}
         return ["--config", config, *cli_flags(values)]
 
+    def accelerate_config(self, name: str) -> str:
+        return self.cfg.stage_accelerate_configs.get(name, self.cfg.accelerate_config)
+
     def validate(self) -> None:
         """Parse every stage config with the pipeline's overrides: wrong keys or values stop here."""
+        # bf16 configs parse only on a GPU machine or with use_cpu; a CPU dry run of GPU configs checks them so
+        cpu_parse = [] if torch.cuda.is_available() else ["--use_cpu", "true"]
         for name in OVERRIDABLE:  # "score" parses grpo's arguments: checked with them
-            STAGES[name].parse(self.stage_args[name])
+            STAGES[name].parse(self.stage_args[name] + (cpu_parse if name in TRAINING_STAGES else []))
         skipped = RUN_ORDER[: RUN_ORDER.index(self.cfg.from_stage)] if self.cfg.from_stage else ()
         needed = {"data": self.paths["data"] / "rl_queries", "base": self.paths["base"] / "config.json",
                   "sft": self.paths["sft"] / "config.json", "reward": self.paths["reward"] / "config.json",
@@ -173,19 +206,36 @@ class Pipeline:
                 raise ConfigError(
                     f"from_stage {self.cfg.from_stage}: stage {name} is skipped but {needed[name]} is missing"
                 )
-        if self.cfg.base_checkpoint and not (Path(self.cfg.base_checkpoint) / "config.json").is_file():
-            raise ConfigError(f"base_checkpoint: {self.cfg.base_checkpoint} is not an HF checkpoint directory")
+        if self.cfg.base_checkpoint:
+            base = Path(self.cfg.base_checkpoint)
+            if not (base / "config.json").is_file():
+                raise ConfigError(f"base_checkpoint: {base} is not an HF checkpoint directory (no config.json)")
+            if not any(all((base / f).is_file() for f in files) for files in TOKENIZER_FILES):
+                raise ConfigError(f"base_checkpoint: {base} has no tokenizer (tokenizer.json, or vocab.json + "
+                                  "merges.txt)")  # fmt: skip
         for suite, data in self.cfg.eval_suites.items():
             if suite != "tiny_heldout" or data is not None:  # a run's own held-out split does not exist yet
                 load_suite(suite, data, limit=1)
-        for key in ("accelerate_config",):
-            if not Path(getattr(self.cfg, key)).is_file():
-                raise ConfigError(f"{key}: {getattr(self.cfg, key)} not found")
+        for name in TRAINING_STAGES:
+            path = Path(self.accelerate_config(name))
+            if not path.is_file():
+                key = "accelerate_config" if name not in self.cfg.stage_accelerate_configs else \
+                    f"stage_accelerate_configs.{name}"
+                raise ConfigError(f"{key}: {path} not found")
 
     def command(self, name: str) -> list[str]:
-        """The command a user would type for stage `name` (training stages: accelerate launch with the experiment's
+        """The command a user would type for stage `name` (training stages: accelerate launch with the stage's
         accelerate config)."""
-        return STAGES[name].command(self.stage_args[name], accelerate_config=self.cfg.accelerate_config)
+        return STAGES[name].command(self.stage_args[name], accelerate_config=self.accelerate_config(name))
+
+
+def _turned_off(config: str, key: str) -> bool:
+    """Whether the YAML `config` sets `key` to null explicitly."""
+    try:
+        values = yaml.safe_load(Path(config).read_text()) or {}
+    except OSError:
+        return False  # a missing file is reported by validate(), naming the stage
+    return key in values and values[key] is None
 
 
 def _free_port() -> int:
@@ -258,6 +308,64 @@ def _stage_env() -> dict:
     env.setdefault("HF_HUB_OFFLINE", "1")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def dry_run(cfg: PipelineConfig) -> int:
+    """`--dry_run`: check every key and path, print each stage's command and each training stage's memory plan;
+    load no weights, start nothing. Returns the exit code: 0 when every config parses and every plan fits, 1 when
+    a plan does not fit (ConfigError, exit 2, when a key or path is wrong)."""
+    pipe = Pipeline(cfg)
+    print(f"[qwenpost] dry run of {cfg.experiment}: checking the configs of every stage ...", flush=True)
+    pipe.validate()
+    base = Path(cfg.base_checkpoint) if cfg.base_checkpoint else None
+    model_config = str(base) if base else _model_preset(cfg)
+    provide = []
+    if base is not None and not any(base.glob("*.safetensors")) and not any(base.glob("*.bin")):
+        provide.append(f"{base}: no weight files (*.safetensors): the SFT stage loads them")
+    data = yaml.safe_load(Path(cfg.data_config).read_text()) or {}
+    for area, spec in (data.get("areas") or {}).items():
+        provide += [f"data area {area}: seed file {f} is missing" for f in (spec or {}).get("seed_files", [])
+                    if not Path(f).is_file()]  # fmt: skip
+    generator = data.get("generator") or {}
+    services = []
+    if generator.get("backend") == "openai":
+        services.append(f"the data generator: an OpenAI-compatible server (vLLM) at {generator.get('base_url')} "
+                        f"serving {generator.get('model')!r} (`vllm serve ...`)")  # fmt: skip
+    grpo = {**(yaml.safe_load(Path(cfg.grpo_config).read_text()) or {}), **cfg.stage_overrides.get("grpo", {})}
+    if grpo.get("use_vllm") and grpo.get("vllm_mode", "server") == "server":
+        services.append(f"the GRPO rollout server after DPO: `trl vllm-serve --model {pipe.paths['dpo']} --port "
+                        f"{grpo.get('vllm_server_port', 8000)}` on GPUs of its own (docs/grpo.md)")  # fmt: skip
+    fits = True
+    for name in ("data", *(() if base else ("base",)), "sft", "reward", "serve", "dpo", "score", "grpo"):
+        cmd = pipe.command(name)
+        print(f"\n[qwenpost] === {name} ===\n$ {shlex.join(str(c) for c in cmd)}" + (" &" if name == "serve" else ""))
+        if name in TRAINING_STAGES:
+            config = {"sft": cfg.sft_config, "reward": cfg.reward_config, "dpo": cfg.dpo_config,
+                      "grpo": cfg.grpo_config}[name]  # fmt: skip
+            result = plan_stage(
+                config, stage=name, accelerate_config=pipe.accelerate_config(name), gpus=cfg.gpus,
+                gpu_memory=cfg.gpu_memory_gib, model_config=model_config, overrides=cfg.stage_overrides.get(name),
+            )  # fmt: skip
+            print(result.render())
+            fits &= result.fits
+    if services:
+        print("\n[qwenpost] servers the stages expect (start them yourself):")
+        print("\n".join(f"  - {s}" for s in services))
+    if provide:
+        print("\n[qwenpost] to provide before launch:")
+        print("\n".join(f"  - {p}" for p in provide))
+    verdict = "every memory plan fits" if fits else "a memory plan DOES NOT FIT (see above)"
+    print(f"\n[qwenpost] dry run done: every config parses, {verdict}; nothing was loaded or started", flush=True)
+    return 0 if fits else 1
+
+
+def _model_preset(cfg: PipelineConfig) -> dict:
+    """The architecture of a base the pipeline makes (configs/model/<preset>.yaml; vocabulary from the tokenizer
+    size when the preset leaves it to the tokenizer, as qwen25.init does: rounded up to a multiple of 64)."""
+    preset = yaml.safe_load((Path("configs/model") / f"{cfg.model_config}.yaml").read_text())
+    if preset.get("vocab_size") is None:
+        preset["vocab_size"] = -(-(cfg.tokenizer_vocab_size + 64) // 64) * 64
+    return preset
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict:
