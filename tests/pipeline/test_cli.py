@@ -13,9 +13,9 @@ from pipeline.cli import COMMANDS, main
 def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("pipeline", "data build", "sandbox run", "verify", "sweep", "compare", "eval"):
+    for command in ("pipeline", "data build", "sandbox run", "verify", "sweep", "compare", "plan", "eval"):
         assert command in out
-    assert set(COMMANDS) == {"pipeline", "data", "sandbox", "verify", "sweep", "compare", "eval"}
+    assert set(COMMANDS) == {"pipeline", "data", "sandbox", "verify", "sweep", "compare", "plan", "eval"}
 
 
 @pytest.mark.parametrize("argv, message", [
