@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         r["planned_step_gib"] = planned_step(arch, args.tokens, fused=r["variant"] == "ours", b=2,
                                              checkpointing=True)[0] / GIB  # fmt: skip
-    print("\n| variant | docs | resident GiB | step peak GiB | peak over resident | planned | step s | tokens/s | loss |")
+    print("\n| variant | docs | resident GiB | step peak GiB | peak over resident | planned | step s | tokens/s "
+          "| loss |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:

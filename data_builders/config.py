@@ -22,6 +22,7 @@ mappings, so they are set in YAML (argparse cannot take them on the command line
 
 import dataclasses
 import inspect
+import json
 from dataclasses import dataclass, field
 
 from data_builders.filters import parse_filters
@@ -51,17 +52,27 @@ class DataConfig:
     heldout_size: int = 64  # held-out queries for evaluation
     jsonl: bool = False  # also write <output_dir>/<split>.jsonl
     # verified areas built by rejection sampling, e.g. {math: {procedural: 200, k: 4}}; absent areas are not built
-    areas: dict = field(default_factory=dict)
+    areas: dict | str | None = field(default_factory=dict)
     # who writes the candidates: {backend: procedural} (offline, default), {backend: hf, model_path: ...} or
     # {backend: openai, base_url: http://host:8000/v1, model: ...}
-    generator: dict = field(default_factory=lambda: {"backend": "procedural"})
+    generator: dict | str | None = field(default_factory=lambda: {"backend": "procedural"})
     # response filtering and decontamination of the area rows (data_builders.filters), e.g.
     # {critic: {backend: reward, url: ...}, dedup: {threshold: 0.85}, decontaminate: {eval_files: [...]}}; {}: none
-    filters: dict = field(default_factory=dict)
+    filters: dict | str | None = field(default_factory=dict)
     # the SFT mixture (data_builders.mixture): {weights: {area: w}, sft_rows: N, tokenizer: null}; {}: no mixture
-    mixture: dict = field(default_factory=dict)
+    mixture: dict | str | None = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for key in MAPPING_KEYS:  # a mapping given on the command line (`--generator '{"backend": ...}'`) is JSON
+            value = getattr(self, key)
+            if value is None:  # `key: null` in a YAML file: the default
+                setattr(self, key, {"backend": "procedural"} if key == "generator" else {})
+            elif isinstance(value, str):
+                try:
+                    setattr(self, key, json.loads(value))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{key}: expected a JSON object on the command line, got {value!r} ({exc})")
+            _require(isinstance(getattr(self, key), dict), key, "a mapping", getattr(self, key))
         _require(isinstance(self.output_dir, str) and self.output_dir.strip() != "", "output_dir",
                  "a non-empty path", self.output_dir)
         for key in ("seed", "min_operand", "max_operand", *(f"{split}_size" for split in SPLITS)):
@@ -102,6 +113,9 @@ class DataConfig:
     def split_sizes(self) -> dict[str, int]:
         """Rows per split, in the order splits are drawn."""
         return {split: getattr(self, f"{split}_size") for split in SPLITS}
+
+
+MAPPING_KEYS = ("areas", "generator", "filters", "mixture")
 
 
 @dataclass

@@ -322,7 +322,7 @@ def dry_run(cfg: PipelineConfig) -> int:
     provide = []
     if base is not None and not any(base.glob("*.safetensors")) and not any(base.glob("*.bin")):
         provide.append(f"{base}: no weight files (*.safetensors): the SFT stage loads them")
-    data = yaml.safe_load(Path(cfg.data_config).read_text()) or {}
+    data = {**(yaml.safe_load(Path(cfg.data_config).read_text()) or {}), **cfg.stage_overrides.get("data", {})}
     for area, spec in (data.get("areas") or {}).items():
         provide += [f"data area {area}: seed file {f} is missing" for f in (spec or {}).get("seed_files", [])
                     if not Path(f).is_file()]  # fmt: skip

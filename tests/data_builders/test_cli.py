@@ -156,3 +156,21 @@ def test_rewrite_replaces_a_previous_build_but_not_other_directories(tmp_path):
     with pytest.raises(FileExistsError, match="not a data_builders output"):
         write({"heldout": []}, precious)
     assert (precious / "thesis.tex").read_text() == "x"
+
+
+def test_mapping_keys_take_json_on_the_command_line(tmp_path, capsys):
+    """`--generator '{...}'` (what `qwenpost pipeline`'s stage_overrides pass) replaces the YAML's mapping; a value
+    that is not a JSON object stops early naming the key. Before, argparse refused any value (`invalid dict value`)."""
+    from stagekit.config import parse_config
+
+    full = Path(__file__).resolve().parents[2] / "configs" / "data" / "full.yaml"
+    generator = {"backend": "openai", "base_url": "http://127.0.0.1:8000/v1",
+                 "model": "checkpoints/Qwen2.5-72B-Instruct"}
+    cfg = parse_config(DataConfig, ["--config", str(full), "--generator", json.dumps(generator)])
+    assert cfg.generator == generator and len(cfg.areas) == 9  # the areas still come from the file
+    out = tmp_path / "out"
+    code, _, stderr = run(["--config", str(SMOKE), "--output_dir", str(out), "--generator", "{backend"], capsys)
+    assert code == 2 and "generator: expected a JSON object" in stderr and not out.exists()
+    code, _, stderr = run(["--config", str(SMOKE), "--output_dir", str(out), "--filters", "[1, 2]"], capsys)
+    assert code == 2 and "'filters'" in stderr and not out.exists()
+    assert DataConfig(generator=None, filters=None).generator == {"backend": "procedural"}  # `key: null` = default

@@ -56,6 +56,8 @@ def test_real_size_pipeline_dry_run(size, dpo_launcher, qwen7b_dir, tmp_path, ca
         assert "task vector (online merging)" in out and "FSDP2 sharded states" in out
     assert "no weight files" in out and "data/seeds/gsm8k_train.jsonl is missing" in out
     assert "trl vllm-serve --model" in out
+    assert "serving 'checkpoints/Qwen2.5-72B-Instruct'" in out  # the pipeline's generator override reached the stage
+    assert '--generator \'{"backend": "openai"' in out
     assert "nothing was loaded or started" in out
     assert not run_dir.exists()  # nothing written
 
