@@ -58,6 +58,7 @@ import torch.distributed as dist
 from safetensors import safe_open
 from torch import nn
 from torch.distributed.tensor import DTensor, Shard
+from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
 VARIANTS = ("ondare", "onties")
 OM_DEFAULTS = {"variant": "ondare", "reserve_p": 0.01, "alpha": 1e-7, "rescale": False, "clip_val": 1.0}
@@ -82,15 +83,11 @@ class _Layout:
                     f"{mesh.ndim}-D mesh (HSDP and tensor parallelism are not supported)"
                 )
             if sharded:
-                from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-
                 local_shape, offset = compute_local_shape_and_global_offset(t.shape, mesh, placements)
-                row = math.prod(t.shape[1:])
-                self.start, self.local_numel = offset[0] * row, math.prod(local_shape)
+                self.start = offset[0] * math.prod(t.shape[1:])
                 self.rows = (offset[0], offset[0] + local_shape[0])
                 self.group = mesh.get_group(0)
                 return
-        self.local_numel = self.numel
         self.rows = (0, t.shape[0]) if t.dim() else (0, 1)
 
 
@@ -236,11 +233,12 @@ class OnlineMergingAdamW(torch.optim.Optimizer):
             for index, p in enumerate(self._params()):
                 if p not in ref_deltas:
                     raise ValueError(f"no reference delta for a parameter of shape {tuple(p.shape)}")
-                tau = ref_deltas[p]
-                local_p, local_tau = _local(p), _local(tau).detach()
-                if tau.shape != p.shape and local_tau.shape != local_p.shape:
+                local_p, local_tau = _local(p), _local(ref_deltas[p]).detach()
+                if local_tau.shape != local_p.shape:  # the whole tensor, or this rank's shard of it
                     raise ValueError(
-                        f"reference delta of shape {tuple(tau.shape)} for a parameter of shape {tuple(p.shape)}"
+                        f"reference delta of shape {tuple(local_tau.shape)} for a parameter of shape "
+                        f"{tuple(local_p.shape)}" + (f" (this rank's shard of {tuple(p.shape)})" if p is not local_p
+                                                     else "")
                     )
                 layout = self._layout(p)
                 local_tau = local_tau.to(device=local_p.device, dtype=local_p.dtype, copy=True)
@@ -330,22 +328,25 @@ class TaskVector(Mapping):
         if not files:
             raise FileNotFoundError(f"{base_dir}: no *.safetensors weight files for the online-merging base model")
         self._where: dict[str, Path] = {}
-        for f in files:
+        shapes: dict[str, tuple[int, ...]] = {}
+        for f in files:  # each file opened once: its tensor names and shapes (headers only, no weights read)
             with safe_open(str(f), framework="pt") as st:
-                self._where.update(dict.fromkeys(st.keys(), f))
+                for name in st.keys():
+                    self._where[name], shapes[name] = f, tuple(st.get_slice(name).get_shape())
         for name, p in self._named():
-            if name not in self._where:
+            if name not in shapes:
                 raise KeyError(f"{base_dir}: base checkpoint has no tensor {name!r}")
-            with safe_open(str(self._where[name]), framework="pt") as st:
-                shape = tuple(st.get_slice(name).get_shape())
-            if shape != tuple(p.shape):
-                raise ValueError(f"{base_dir}: {name} has shape {shape}, the policy {tuple(p.shape)}")
+            if shapes[name] != tuple(p.shape):
+                raise ValueError(f"{base_dir}: {name} has shape {shapes[name]}, the policy {tuple(p.shape)}")
+        self._names: dict[torch.Tensor, str] = {}
 
     def _named(self):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
     def _name_of(self, p: torch.Tensor) -> str | None:
-        return next((n for n, q in self._named() if q is p), None)
+        if p not in self._names:  # first lookup, or FSDP2 has replaced the parameters by DTensors since: look again
+            self._names = {q: n for n, q in self._named()}
+        return self._names.get(p)
 
     def __contains__(self, p) -> bool:
         return self._name_of(p) is not None
