@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from accelerate.utils import parse_flag_from_env
 from trl import DPOConfig
 
 from offline_rl.online_merging import OM_DEFAULTS, VARIANTS
@@ -77,9 +78,9 @@ class DPOStageConfig(DPOConfig, FusedLinearCEArguments, MemoryCheckArguments, Ex
                 raise ConfigError(f"online_merging_reserve_p: {self.online_merging_reserve_p} is not in (0, 1]")
             if not 0.0 <= self.online_merging_alpha <= 1.0:
                 raise ConfigError(f"online_merging_alpha: {self.online_merging_alpha} is not in [0, 1]")
-            deepspeed = bool(self.deepspeed) or _env_true("ACCELERATE_USE_DEEPSPEED")
+            deepspeed = bool(self.deepspeed) or parse_flag_from_env("ACCELERATE_USE_DEEPSPEED")
             fsdp_version = str((self.fsdp_config or {}).get("version", 2)) if self.fsdp else None
-            if _env_true("ACCELERATE_USE_FSDP"):
+            if parse_flag_from_env("ACCELERATE_USE_FSDP"):
                 fsdp_version = os.environ.get("FSDP_VERSION", "1")
             if deepspeed or fsdp_version not in (None, "2"):
                 which = "DeepSpeed" if deepspeed else f"FSDP version {fsdp_version}"
@@ -88,7 +89,3 @@ class DPOStageConfig(DPOConfig, FusedLinearCEArguments, MemoryCheckArguments, Ex
                     f"DTensors; {which} flattens parameters, which breaks the parameter -> task-vector pairing. "
                     "Launch with --config_file configs/accelerate/fsdp2.yaml"
                 )
-
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true")

@@ -6,7 +6,7 @@
 The stage comes from the config's directory (sft, dpo, grpo, reward) or `--stage`; the architecture from the
 checkpoint the config names (its config.json), or `--model_config` (a config.json, a checkpoint directory or a
 configs/model/*.yaml) when that checkpoint is not on this machine yet. Exits 0 when the step fits, 1 when it does
-not (the plan says which setting to change), 2 on bad input. Loads no weights and imports no torch.
+not (the plan says which setting to change), 2 on bad input. Loads no weights.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 
 from qwen25.memory_plan import Architecture, Launch, Plan, plan, workload_from_stage
 
-STAGE_DIRS = {"sft": "sft", "dpo": "dpo", "grpo": "grpo", "reward": "reward"}
+PLANNED_STAGES = ("sft", "reward", "dpo", "grpo")  # also the directory names of their configs
 MODEL_KEY = "model_name_or_path"
 
 
@@ -47,7 +47,7 @@ def plan_stage(
 ) -> Plan:  # fmt: skip
     path = Path(config)
     cfg = {**(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}
-    stage = stage or STAGE_DIRS.get(path.parent.name)
+    stage = stage or (path.parent.name if path.parent.name in PLANNED_STAGES else None)
     if stage is None:
         raise ValueError(f"{config}: cannot tell the stage from its directory; pass --stage sft|dpo|grpo|reward")
     arch = architecture_for(cfg, model_config, str(config))
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accelerate_config", help="the accelerate config the stage launches with")
     parser.add_argument("--gpus", type=int, help="GPUs in all (default: the accelerate config's processes)")
     parser.add_argument("--gpu_memory", type=float, default=80.0, help="GiB per GPU (default 80)")
-    parser.add_argument("--stage", choices=sorted(STAGE_DIRS), help="default: from the config's directory")
+    parser.add_argument("--stage", choices=sorted(PLANNED_STAGES), help="default: from the config's directory")
     parser.add_argument("--model_config", help="config.json / checkpoint dir / configs/model/*.yaml")
     args = parser.parse_args(argv)
     try:

@@ -33,7 +33,7 @@ from datasets import load_from_disk
 
 from evals.heldout import evaluate_checkpoint
 from evals.suites import SUITES, evaluate_suite, load_suite, summary_line
-from pipeline.plan import plan_stage
+from pipeline.plan import PLANNED_STAGES, plan_stage
 from pipeline.stages import STAGES
 from reward.client import RewardClient, RewardServiceError
 from stagekit.atomic import write_atomic
@@ -117,7 +117,7 @@ class PipelineConfig:
 
 OVERRIDABLE = ("data", "sft", "reward", "serve", "dpo", "grpo")  # keys of stage_overrides; "score" takes grpo's
 RUN_ORDER = ("data", "base", "sft", "reward", "dpo", "score", "grpo")  # what runs, in order (serve: before dpo)
-TRAINING_STAGES = ("sft", "reward", "dpo", "grpo")  # launched by `accelerate launch`; each gets a memory plan
+TRAINING_STAGES = PLANNED_STAGES  # launched by `accelerate launch`; each gets a memory plan
 TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))  # either set makes a loadable tokenizer
 
 

@@ -31,17 +31,20 @@ the allocator's fragmentation and NCCL buffers. Validated against measured peaks
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
+from accelerate.utils import parse_flag_from_env
 
+from qwen25.ops.fused_linear_ce import CHUNK_ELEMENTS
 from stagekit.errors import ConfigError
 
 GIB = 1024**3
 SHARDINGS = ("none", "ddp", "zero2", "zero3", "fsdp2")
-FUSED_CHUNK_ELEMENTS = 2**26  # qwen25.ops' default chunk: 2^26 / vocabulary tokens at a time
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,6 @@ class Plan:
     usable: float
     terms: list[Term] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
-    source: str = ""
 
     @property
     def total(self) -> int:
@@ -202,8 +204,6 @@ class Plan:
             f"{'total':32s} {self.total / GIB:9.2f}  {verdict}: budget {self.budget / GIB:.1f} GiB "
             f"({self.usable:.0%} of {self.gpu_memory_gib:g} GiB)"
         )
-        if self.source:
-            lines.append(self.source)
         lines += [f"to fit: {a}" for a in self.advice] if not self.fits else []
         return "\n".join(lines)
 
@@ -276,7 +276,7 @@ def plan(arch: Architecture, work: Workload, launch: Launch, gpu_memory_gib: flo
     # loss head
     if work.loss_head:
         if work.fused_loss:
-            chunk = min(t, max(1, FUSED_CHUNK_ELEMENTS // arch.vocab_size))
+            chunk = min(t, max(1, CHUNK_ELEMENTS // arch.vocab_size))
             terms.append(Term("loss head (fused)", 2 * 4 * chunk * arch.vocab_size,
                               f"a {chunk:,}-token chunk of fp32 logits and its gradient"))  # fmt: skip
         else:
@@ -374,15 +374,12 @@ class MemoryPlanError(ConfigError):
     """The memory plan does not fit: the message is the whole plan and what to change."""
 
 
-def check_memory(stage: str, cfg, model_dir: str | Path, accelerate_config: str | Path | None = None) -> Plan | None:
-    """Plan this stage's step from its config and the checkpoint's config.json; raise MemoryPlanError (before any
-    weights load) when it does not fit. No check without CUDA unless `memory_check_gpu_gib` says how much."""
-    import os
-
+def check_memory(stage: str, cfg, model_dir: str | Path) -> Plan | None:
+    """Plan this stage's step from its config, the checkpoint's config.json and the launch in the environment;
+    raise MemoryPlanError (before any weights load) when it does not fit. No check without CUDA unless
+    `memory_check_gpu_gib` says how much."""
     gib = getattr(cfg, "memory_check_gpu_gib", None)
     if gib is None:
-        import torch
-
         if not torch.cuda.is_available():
             return None
         gib = torch.cuda.get_device_properties(0).total_memory / GIB
@@ -397,19 +394,15 @@ def check_memory(stage: str, cfg, model_dir: str | Path, accelerate_config: str 
 
 def _launch_from_env(world: int) -> Launch:
     """The launch `accelerate launch` set up for this process, read from the environment it exports."""
-    import os
-
-    def on(name):
-        return os.environ.get(name, "").lower() in ("1", "true")
-
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    if on("ACCELERATE_USE_DEEPSPEED"):
+    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
         stage = int(os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2"))
         return Launch(
             sharding=f"zero{3 if stage == 3 else 2}", gpus=world, gpus_per_node=per_node,
             offload_optimizer=os.environ.get("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "none") != "none",
             offload_params=os.environ.get("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "none") != "none",
         )  # fmt: skip
-    if on("ACCELERATE_USE_FSDP") and os.environ.get("FSDP_VERSION") == "2":
-        return Launch(sharding="fsdp2", gpus=world, gpus_per_node=per_node, offload_params=on("FSDP_OFFLOAD_PARAMS"))
+    if parse_flag_from_env("ACCELERATE_USE_FSDP") and os.environ.get("FSDP_VERSION") == "2":
+        return Launch(sharding="fsdp2", gpus=world, gpus_per_node=per_node,
+                      offload_params=parse_flag_from_env("FSDP_OFFLOAD_PARAMS"))
     return Launch(sharding="ddp" if world > 1 else "none", gpus=world, gpus_per_node=per_node)

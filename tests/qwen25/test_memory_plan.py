@@ -176,3 +176,20 @@ def test_no_check_without_cuda_unless_asked(micro_base):
     Cfg.memory_check_gpu_gib = 80.0
     result = check_memory("sft", Cfg(), micro_base)
     assert result.fits and result.gpu_memory_gib == 80.0 and result.total < GIB
+
+
+def test_launch_read_from_what_accelerate_launch_exports(monkeypatch):
+    from qwen25.memory_plan import _launch_from_env
+
+    for name in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP", "FSDP_VERSION", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert _launch_from_env(1).sharding == "none" and _launch_from_env(8).sharding == "ddp"
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "cpu")
+    ds = _launch_from_env(16)
+    assert (ds.sharding, ds.gpus, ds.offload_optimizer, ds.offload_params) == ("zero3", 16, True, False)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "false")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    assert _launch_from_env(8).sharding == "fsdp2"
