@@ -83,9 +83,8 @@ def main(argv: list[str] | None = None) -> None:
                                      "vocab_size": 2048})  # fmt: skip
     print("tiny SFT step ...", flush=True)
     got = measure(["benchmarks/memory_plan.py", "--tiny-child"])
-    rows.append(("tiny, 1,024 tokens, fused, fp32, CPU", *planned_step(tiny, 1024, fused=True, b=4,
-                                                                         checkpointing=False)[:1],
-                 got["peak_delta_bytes"], planned_step(tiny, 1024, fused=True, b=4, checkpointing=False)[1]))
+    planned, terms = planned_step(tiny, 1024, fused=True, b=4, checkpointing=False)
+    rows.append(("tiny, 1,024 tokens, fused, fp32, CPU", planned, got["peak_delta_bytes"], terms))
     widths = yaml.safe_load((REPO / "configs/model/qwen2.5-0.5b.yaml").read_text())
     two = Architecture.from_config({**widths, "num_hidden_layers": 2})
     for tokens in args.tokens:
