@@ -23,8 +23,10 @@ PLANNED_STAGES = ("sft", "reward", "dpo", "grpo")  # also the directory names of
 MODEL_KEY = "model_name_or_path"
 
 
-def architecture_for(stage_cfg: dict, model_config: str | dict | None, where: str) -> Architecture:
-    if isinstance(model_config, dict):  # the values of a config.json / model preset
+def architecture_for(stage_cfg: dict, model_config, where: str) -> Architecture:
+    """From `model_config` (a path, or a mapping / transformers config already in hand), else from the checkpoint
+    the stage config names."""
+    if model_config is not None and not isinstance(model_config, (str, Path)):
         return Architecture.from_config(model_config)
     source = model_config or stage_cfg.get(MODEL_KEY)
     if not source:
@@ -43,7 +45,7 @@ def architecture_for(stage_cfg: dict, model_config: str | dict | None, where: st
 
 def plan_stage(
     config: str | Path, *, stage: str | None = None, accelerate_config: str | None = None, gpus: int | None = None,
-    gpu_memory: float = 80.0, model_config: str | dict | None = None, overrides: dict | None = None,
+    gpu_memory: float = 80.0, model_config=None, overrides: dict | None = None,
 ) -> Plan:  # fmt: skip
     path = Path(config)
     cfg = {**(yaml.safe_load(path.read_text()) or {}), **(overrides or {})}

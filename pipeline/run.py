@@ -30,11 +30,14 @@ from pathlib import Path
 import torch
 import yaml
 from datasets import load_from_disk
+from transformers import Qwen2Config
 
 from evals.heldout import evaluate_checkpoint
 from evals.suites import SUITES, evaluate_suite, load_suite, summary_line
 from pipeline.plan import PLANNED_STAGES, plan_stage
 from pipeline.stages import STAGES
+from qwen25.model import load_preset, make_config
+from qwen25.tokenizer import QWEN25_SPECIAL_TOKENS
 from reward.client import RewardClient, RewardServiceError
 from stagekit.atomic import write_atomic
 from stagekit.config import ConfigError, cli_flags
@@ -359,13 +362,10 @@ def dry_run(cfg: PipelineConfig) -> int:
     return 0 if fits else 1
 
 
-def _model_preset(cfg: PipelineConfig) -> dict:
-    """The architecture of a base the pipeline makes (configs/model/<preset>.yaml; vocabulary from the tokenizer
-    size when the preset leaves it to the tokenizer, as qwen25.init does: rounded up to a multiple of 64)."""
-    preset = yaml.safe_load((Path("configs/model") / f"{cfg.model_config}.yaml").read_text())
-    if preset.get("vocab_size") is None:
-        preset["vocab_size"] = -(-(cfg.tokenizer_vocab_size + 64) // 64) * 64
-    return preset
+def _model_preset(cfg: PipelineConfig) -> Qwen2Config:
+    """The config of the base the pipeline makes, as qwen25.init makes it: the preset, and when the preset leaves
+    the vocabulary to the tokenizer, the tokenizer's size (its regular tokens plus Qwen2.5's control tokens)."""
+    return make_config(load_preset(cfg.model_config), vocab_size=cfg.tokenizer_vocab_size + len(QWEN25_SPECIAL_TOKENS))
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict:

@@ -98,3 +98,14 @@ def test_plan_command(capsys, monkeypatch):
     assert rc == 1 and "DOES NOT FIT" in out and "zero3.yaml" in out
     assert qwenpost(["plan", "--config", "configs/sft/missing.yaml"]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_tiny_dry_run_plans_the_base_it_would_make(tmp_path, capsys, monkeypatch):
+    """No base checkpoint: the plans use the base `qwen25 init` would make, the tiny preset with the tokenizer's
+    vocabulary: 2,048 regular tokens + 22 Qwen2.5 control tokens = 2,070, padded up to a multiple of 64: 2,112."""
+    monkeypatch.chdir(ROOT)
+    rc = qwenpost(["pipeline", "--config", "configs/pipeline/tiny.yaml", "--run_dir", str(tmp_path / "run"),
+                   "--dry_run", "true"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "=== base ===" in out and not (tmp_path / "run").exists()
+    assert out.count("(4 layers, hidden 256, vocabulary 2,112)") == 4
