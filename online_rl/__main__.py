@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     provenance = ProvenanceLog(provenance_path if process_index == 0 else f"{provenance_path}.rank{process_index}")
     reward = ServiceReward(
         reward_urls(cfg), timeout=cfg.reward_timeout_s, retries=cfg.reward_retries, backoff_s=cfg.reward_backoff_s,
+        retry_budget_s=cfg.reward_retry_budget_s,
         api_token=cfg.reward_api_token, num_generations=cfg.num_generations, provenance=provenance,
         process_index=process_index,
     )  # fmt: skip

@@ -28,9 +28,16 @@ class GRPOStageConfig(GRPOConfig, FusedLinearCEArguments, MemoryCheckArguments, 
         metadata={"help": "base URL of `python -m reward serve`; several replicas: comma-separated"},
     )
     reward_timeout_s: float = field(default=120.0, metadata={"help": "per request to the reward service"})
-    reward_retries: int = field(default=3, metadata={"help": "retries on connection errors, timeouts and 5xx"})
+    reward_retry_budget_s: float = field(
+        default=120.0,
+        metadata={"help": "a reward call retries connection errors, timeouts and 5xx for this long (rides out a "
+                          "service restart); then the step fails naming the URLs"},
+    )  # fmt: skip
+    reward_retries: int | None = field(
+        default=None, metadata={"help": "optional cap on retries per call, on top of reward_retry_budget_s"}
+    )
     reward_backoff_s: float = field(
-        default=1.0, metadata={"help": "first back-off after every replica failed; doubles, at most 30 s"}
+        default=1.0, metadata={"help": "first back-off after every replica failed; doubles (jittered), at most 10 s"}
     )
     reward_ready_timeout_s: float = field(
         default=60.0, metadata={"help": "how long to wait at start for the service's /healthz"}

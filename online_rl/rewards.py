@@ -45,7 +45,7 @@ def connect(cfg) -> RewardClient:
     """A sync client whose service has answered /healthz; ConfigError naming the URL if it does not in time."""
     client = RewardClient(
         reward_urls(cfg), timeout=cfg.reward_timeout_s, retries=cfg.reward_retries, api_token=cfg.reward_api_token,
-        backoff_s=cfg.reward_backoff_s,
+        backoff_s=cfg.reward_backoff_s, retry_budget_s=cfg.reward_retry_budget_s,
     )  # fmt: skip
     try:
         client.wait_until_ready(cfg.reward_ready_timeout_s)
@@ -141,11 +141,13 @@ class ServiceReward:
     __name__ = "reward_service"  # TRL's name for it in the logs: rewards/reward_service/mean
 
     def __init__(
-        self, urls: Sequence[str], *, timeout: float, retries: int, backoff_s: float = 1.0,
+        self, urls: Sequence[str], *, timeout: float, retries: int | None, backoff_s: float = 1.0,
+        retry_budget_s: float = 120.0,
         api_token: str | None = None, num_generations: int, provenance: ProvenanceLog | None = None,
         process_index: int = 0,
     ):  # fmt: skip
-        self.client_kwargs = dict(timeout=timeout, retries=retries, backoff_s=backoff_s, api_token=api_token)
+        self.client_kwargs = dict(timeout=timeout, retries=retries, backoff_s=backoff_s, api_token=api_token,
+                                  retry_budget_s=retry_budget_s)  # fmt: skip
         self.urls = list(urls)
         self.num_generations = num_generations
         self.provenance = provenance

@@ -18,10 +18,16 @@ gives a score in [0, 1]; `reward = sum_k weights[k] * component_k + length_penal
 
 Why hand-written here: dynamic batching of reward-model forwards across concurrent requests (reward/batching.py),
 the item cache with in-flight sharing (reward/cache.py) and admission control (reward/guard.py) are what make the
-service fast and safe under GRPO's bursty load, and no FastAPI library does them for a reward model. Verifiers
-(which may run model-written code in the sandbox) run in a thread pool, concurrently with the forwards; a verifier
-that does not finish within `verifier_timeout_s` gives a component with status "timeout" and score 0 (its thread is
-left to finish: the sandbox has its own wall-clock kill).
+service fast and safe under GRPO's bursty load, and no FastAPI library does them for a reward model.
+
+Hostile input fails only its own item, before any shared work: every string, number and nesting level of a request
+is checked by the schema (reward/schemas.py), every item is rendered with the chat template and tokenized (cut to
+its last `max_length` tokens' worth of text first) on render threads before it joins a model batch, and a batch
+whose forward raises is re-run item by item (reward/batching.py). Verifiers run concurrently with the forwards in
+killable worker processes (`verifiers.pool`: wall time `verifier_timeout_s`, CPU, `verifier_memory_mb`), so a
+runaway sympy expression or backtracking regex is killed and replaced, never holding the GIL or a slot; a killed
+or timed-out check gives a component with status "timeout" (or "error" when the worker died) and score 0. The
+sandbox-backed types (`thread_verifiers`: code) stay on threads: the sandbox kills its own processes.
 
 Errors, none of them a crash: a missing/wrong bearer token -> 401; invalid JSON or a schema violation -> 422
 naming the field; a reference that is not JSON, has no "type", names an unknown verifier or lacks a field the
@@ -31,7 +37,6 @@ items -> 413; more than `max_pending_items` items admitted and unfinished -> 503
 
 import asyncio
 import hashlib
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +44,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import PlainTextResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from reward.batching import DynamicBatcher
 from reward.cache import ResultCache, item_key
@@ -48,17 +54,31 @@ from reward.combine import bounded_rm_score, combine_components, length_penalty
 from reward.config import ServeConfig
 from reward.guard import Admission, HTTPGuard
 from reward.metrics import ServiceMetrics, prometheus_text
-from reward.schemas import Components, ScoreItem, ScoreRequest, ScoreResponse, ScoreResult, VerifierComponent
+from reward.schemas import (
+    Components,
+    ScoreItem,
+    ScoreRequest,
+    ScoreResponse,
+    ScoreResult,
+    VerifierComponent,
+    check_json_value,
+)  # fmt: skip
 from stagekit.config import ConfigError
-from verifiers import VERIFIERS, parse_reference, verify
+from verifiers import parse_reference
+from verifiers.pool import ProcessExpired, VerifierPool, resolve_verifiers
 
 ScoreInput = tuple[list[dict] | str, str]  # (prompt, response); same as reward.model_scorer.ScoreInput
 RMScorer = Callable[[Sequence[ScoreInput]], Sequence[float]]  # (prompt, response) pairs -> raw RM logits
 VerifyFn = Callable[[str, dict], Any]  # (response, reference) -> VerifierResult; ValueError on a bad reference
 
 
-class BadReference(ValueError):
-    """A reference the verifier refused (unknown type, missing field); becomes a 422 naming the item."""
+class BadItem(ValueError):
+    """An item the service cannot score (a prompt the chat template or tokenizer refuses, a reference the verifier
+    refuses); becomes a 422 naming the item and field, and fails only its own request."""
+
+
+class BadReference(BadItem):
+    """A reference the verifier refused (unknown type, missing field)."""
 
 
 def checkpoint_fingerprint(path: str | os.PathLike) -> str:
@@ -78,7 +98,7 @@ def item_reference(reference: dict | str | None, index: int) -> dict | None:
         return None
     where = f"items[{index}].reference"
     try:
-        reference = parse_reference(reference, where)
+        reference = check_json_value(parse_reference(reference, where), where)
     except ValueError as err:
         raise HTTPException(422, str(err)) from err
     if not isinstance(reference.get("type"), str):
@@ -88,20 +108,11 @@ def item_reference(reference: dict | str | None, index: int) -> dict | None:
 
 def load_verifiers(extra: dict[str, str]) -> tuple[VerifyFn, Callable[[str], bool]]:
     """(verify, knows_type): the `verifiers` registry's `verify` with the `extra_verifiers` ("module:function") in
-    front."""
-    functions = {}
-    for kind, target in extra.items():
-        module_name, _, attr = target.partition(":")
-        try:
-            functions[kind] = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError, ValueError) as err:
-            raise ConfigError(f"`extra_verifiers.{kind}`: cannot import {target!r} ({err})") from err
-
-    def verify_any(response: str, reference: dict) -> Any:
-        function = functions.get(reference.get("type"))
-        return function(response, reference) if function is not None else verify(response, reference)
-
-    return verify_any, lambda kind: kind in functions or kind in VERIFIERS
+    front (`verifiers.pool.resolve_verifiers`); ConfigError naming a target that cannot be imported."""
+    try:
+        return resolve_verifiers(extra)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
 
 
 def verifier_component(result: Any) -> VerifierComponent:
@@ -120,31 +131,73 @@ def failed_component(kind: str, status: str, message: str) -> VerifierComponent:
     )
 
 
-class Scoring:
-    """One item's reward: the reward-model forwards (batched across requests) and the verifier (a thread pool),
-    concurrently, combined by the configured weights, answered from the cache when the same item was seen."""
+def _printable(value: Any) -> Any:
+    """`value` with every string made encodable (a lone surrogate becomes its escape), for an error reply."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list | tuple):
+        return [_printable(item) for item in value]
+    return value if isinstance(value, int | bool | None) else str(value)
 
-    def __init__(self, config: ServeConfig, verify: VerifyFn, metrics: ServiceMetrics, model_version: str):
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 listing each problem's type, location and message. FastAPI's default handler also echoes the offending
+    input, which fails to encode when it is NaN, Infinity or a lone surrogate (a 500 instead of a 422)."""
+    detail = [{"type": err.get("type"), "loc": _printable(list(err.get("loc", ()))), "msg": _printable(err.get("msg"))}
+              for err in exc.errors()]  # fmt: skip
+    return JSONResponse({"detail": detail}, 422)
+
+
+class Scoring:
+    """One item's reward: the reward-model forwards (batched across requests) and the verifier (a killable process
+    pool, or threads for the sandbox-backed types), concurrently, combined by the configured weights, answered from
+    the cache when the same item was seen.
+
+    A scorer with `encode(prompt, response) -> ids` and `score_ids(list of ids) -> logits` (a `RewardModelScorer`)
+    has each item rendered and tokenized on the render threads before it joins a batch, so a prompt the template
+    refuses fails its own item (422) and a megabyte response is cut before tokenizing without holding the batcher;
+    a plain callable of (prompt, response) pairs is batched as given."""
+
+    def __init__(self, config: ServeConfig, verify: VerifyFn | None, metrics: ServiceMetrics, model_version: str):
         self.config, self.verify, self.metrics, self.model_version = config, verify, metrics, model_version
         self.weights = dict(config.weights) | {"length_penalty": 1.0}  # the penalty is already a signed reward
         self.cache = ResultCache(config.cache_size)
         self.batchers: dict[str, DynamicBatcher] = {}  # set when the app starts (they need its event loop)
-        self.verifier_pool: ThreadPoolExecutor | None = None
+        self.encoders: dict[str, Callable[[Any, str], list[int]]] = {}
+        self.verifier_threads: ThreadPoolExecutor | None = None
+        self.verifier_processes: VerifierPool | None = None
+        self.render_pool: ThreadPoolExecutor | None = None
 
     async def start(self, scorers: dict[str, RMScorer]) -> None:
-        self.batchers = {
-            name: DynamicBatcher(fn, max_batch_size=self.config.max_batch_size, max_wait_ms=self.config.max_wait_ms)
-            for name, fn in scorers.items()
-        }
+        self.batchers = {}
+        for name, scorer in scorers.items():
+            batch_fn = scorer
+            if callable(getattr(scorer, "encode", None)) and callable(getattr(scorer, "score_ids", None)):
+                self.encoders[name], batch_fn = scorer.encode, scorer.score_ids
+            self.batchers[name] = DynamicBatcher(
+                batch_fn, max_batch_size=self.config.max_batch_size, max_wait_ms=self.config.max_wait_ms
+            )
         for batcher in self.batchers.values():
             await batcher.start()
-        self.verifier_pool = ThreadPoolExecutor(self.config.verifier_workers, thread_name_prefix="verifier")
+        self.verifier_threads = ThreadPoolExecutor(self.config.verifier_workers, thread_name_prefix="verifier")
+        self.render_pool = ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="render")
+        if self.verify is None:  # the registry (+ extra_verifiers) in killable worker processes
+            self.verifier_processes = VerifierPool(
+                self.config.verifier_workers, timeout_s=self.config.verifier_timeout_s,
+                memory_mb=self.config.verifier_memory_mb, extra_verifiers=self.config.extra_verifiers,
+            )  # fmt: skip
+            self.thread_verify, _ = load_verifiers(self.config.extra_verifiers)
+        else:
+            self.thread_verify = self.verify
 
     async def stop(self) -> None:
         for batcher in self.batchers.values():
             await batcher.stop()
-        if self.verifier_pool is not None:
-            self.verifier_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self.verifier_threads, self.render_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        if self.verifier_processes is not None:
+            self.verifier_processes.close()
 
     async def run_verifier(self, response: str, reference: dict | None) -> VerifierComponent | None:
         if reference is None:
@@ -152,12 +205,22 @@ class Scoring:
         loop = asyncio.get_running_loop()
         kind = reference["type"]
         timeout = self.config.verifier_timeout_s
+        in_process = self.verifier_processes is not None and kind not in self.config.thread_verifiers
         try:
-            result = await asyncio.wait_for(
-                loop.run_in_executor(self.verifier_pool, self.verify, response, reference), timeout
-            )
+            if in_process:  # the pool kills the worker at `timeout`; the outer wait is a backstop
+                future = asyncio.wrap_future(self.verifier_processes.submit(response, reference))
+                result = await asyncio.wait_for(future, timeout + 30)
+            else:
+                result = await asyncio.wait_for(
+                    loop.run_in_executor(self.verifier_threads, self.thread_verify, response, reference), timeout
+                )
         except TimeoutError:
-            component = failed_component(kind, "timeout", f"verifier did not finish within {timeout}s")
+            component = failed_component(kind, "timeout", f"verifier did not finish within {timeout}s (killed)")
+        except ProcessExpired as err:  # its worker hit the CPU or memory limit, or crashed
+            component = failed_component(kind, "error", f"verifier process died (exit code {err.exitcode}): "
+                                                        "CPU or memory limit")  # fmt: skip
+        except MemoryError:
+            component = failed_component(kind, "error", f"verifier ran out of its {self.config.verifier_memory_mb} MB")
         except ValueError as err:  # the registry raises ValueError for an unknown type or a malformed reference
             raise BadReference(f"reference (type {kind!r}): {err}") from err
         except Exception as err:  # a verifier bug is this item's problem, not the whole request's
@@ -167,13 +230,31 @@ class Scoring:
         self.metrics.verifier_status[component.status] += 1
         return component
 
-    async def run_rm(self, name: str, prompt: list[dict] | str, response: str) -> float:
-        logit = await self.batchers[name].submit((prompt, response))
+    async def encode(self, prompt: list[dict] | str, response: str) -> dict[str, Any]:
+        """Each reward model's input for the item: token ids (rendered and tokenized here, off the event loop) or
+        the (prompt, response) pair for scorers without `encode`. BadItem naming the prompt if rendering fails."""
+        loop = asyncio.get_running_loop()
+        inputs: dict[str, Any] = {}
+        for name in self.batchers:
+            encode = self.encoders.get(name)
+            if encode is None:
+                inputs[name] = (prompt, response)
+                continue
+            try:
+                inputs[name] = await loop.run_in_executor(self.render_pool, encode, prompt, response)
+            except Exception as err:  # the chat template or the tokenizer refused this prompt
+                raise BadItem(f"prompt: cannot be rendered with the reward model's chat template "
+                              f"({type(err).__name__}: {str(err)[:300]})") from err  # fmt: skip
+        return inputs
+
+    async def run_rm(self, name: str, model_input: Any) -> float:
+        logit = await self.batchers[name].submit(model_input)
         return bounded_rm_score(logit, shift=self.config.rm_shift, scale=self.config.rm_scale)
 
     async def compute(self, prompt: list[dict] | str, response: str, reference: dict | None) -> ScoreResult:
+        inputs = await self.encode(prompt, response)
         names = list(self.batchers)
-        rm_tasks = [asyncio.ensure_future(self.run_rm(name, prompt, response)) for name in names]
+        rm_tasks = [asyncio.ensure_future(self.run_rm(name, inputs[name])) for name in names]
         try:
             verifier = await self.run_verifier(response, reference)
             rm_scores = dict(zip(names, await asyncio.gather(*rm_tasks), strict=True))
@@ -206,7 +287,7 @@ class Scoring:
             result, source = await self.cache.get_or_compute(
                 key, lambda: self.compute(prompt, item.response, reference), cacheable=self.cacheable
             )
-        except BadReference as err:
+        except BadItem as err:
             raise HTTPException(422, f"items[{index}].{err}") from err
         if source != "miss":
             result = result.model_copy(update={"cached": True})
@@ -223,8 +304,9 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app. `scorer` maps (prompt, response) pairs to raw RM logits (a `RewardModelScorer` when
     serving); None serves without the "rm" component and needs weights.rm == 0. `criterion_scorers` holds one
-    scorer per entry of `config.criterion_models`. `verify` defaults to the `verifiers` registry plus
-    `extra_verifiers`."""
+    scorer per entry of `config.criterion_models`. `verify` (run on threads, no kill) replaces the default: the
+    `verifiers` registry plus `extra_verifiers` in killable worker processes (`verifiers.pool`), with
+    `config.thread_verifiers` on threads.     `extra_verifiers`."""
     if scorer is None and config.weights["rm"] != 0:
         raise ConfigError("weights.rm != 0 but no reward-model scorer was given")
     criterion_scorers = dict(criterion_scorers or {})
@@ -233,7 +315,7 @@ def create_app(
             f"criterion_models {sorted(config.criterion_models)} but scorers for {sorted(criterion_scorers)}"
         )
     if verify is None:
-        verify, known_verifier = load_verifiers(config.extra_verifiers)
+        _, known_verifier = load_verifiers(config.extra_verifiers)
     known_verifier = known_verifier or (lambda kind: True)
     model_version = config.model_version or "+".join(
         checkpoint_fingerprint(path) if path and Path(path).is_dir() else str(path)
@@ -255,6 +337,7 @@ def create_app(
             await scoring.stop()
 
     app = FastAPI(title="qwenpost reward service", lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.state.cache = scoring.cache
     app.state.metrics = metrics
     app.add_middleware(HTTPGuard, api_token=config.api_token, max_bytes=config.max_request_bytes, metrics=metrics)

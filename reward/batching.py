@@ -5,6 +5,10 @@ collecting until it holds `max_batch_size` items or `max_wait_ms` have passed si
 `batch_fn` on the whole batch in a dedicated thread (so the event loop keeps accepting requests while the
 model runs), and hands every caller the result at its own position. GRPO sends many small requests at once
 (one per completion group); this turns them into a few large forwards.
+
+A batch whose forward raises is run again one item at a time, so an item that breaks the forward fails only its
+own caller, never its neighbours (the service renders and checks items before they get here; this is the
+backstop).
 """
 
 import asyncio
@@ -105,17 +109,41 @@ class DynamicBatcher:
             items = [item for item, _ in live]
             start = loop.time()
             try:
-                results = await loop.run_in_executor(self._executor, self.batch_fn, items)
-                if len(results) != len(items):
-                    raise RuntimeError(f"batch_fn returned {len(results)} results for {len(items)} items")
-            except Exception as err:  # every caller of this batch sees the failure, the worker keeps serving
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(err)
+                results = await self._forward(loop, items)
+            except Exception as err:
+                if len(live) == 1:
+                    if not live[0][1].done():
+                        live[0][1].set_exception(err)
+                    continue
+                await self._one_by_one(loop, live)  # find the item that breaks the forward; the others score
                 continue
             self.forward_seconds += loop.time() - start
-            self.batch_sizes.append(len(items))
-            self.batch_histogram[len(items)] += 1
+            self._record(len(items))
             for (_, future), result in zip(live, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+    async def _forward(self, loop, items: list) -> Sequence[Any]:
+        results = await loop.run_in_executor(self._executor, self.batch_fn, items)
+        if len(results) != len(items):
+            raise RuntimeError(f"batch_fn returned {len(results)} results for {len(items)} items")
+        return results
+
+    def _record(self, size: int) -> None:
+        self.batch_sizes.append(size)
+        self.batch_histogram[size] += 1
+
+    async def _one_by_one(self, loop, live: list[tuple[Any, asyncio.Future]]) -> None:
+        for item, future in live:
+            if future.done():
+                continue
+            start = loop.time()
+            try:
+                result = (await self._forward(loop, [item]))[0]
+            except Exception as err:  # this item's caller sees its own failure; the worker keeps serving
+                future.set_exception(err)
+                continue
+            self.forward_seconds += loop.time() - start
+            self._record(1)
+            if not future.done():
+                future.set_result(result)

@@ -1,6 +1,6 @@
 """Clients of the reward service (reward/app.py), sync and async, and the GRPO reward function built on them.
 
-    client = RewardClient("http://127.0.0.1:8765", timeout=60, retries=3)       # or a list of replica URLs
+    client = RewardClient("http://127.0.0.1:8765", timeout=60)       # or a list of replica URLs
     client.wait_until_ready(120)
     trainer = GRPOTrainer(..., reward_funcs=[make_reward_function(client)])
 
@@ -9,13 +9,21 @@
 
 Several replica URLs are used round-robin: each request starts at the next replica, and a connection error,
 timeout or 5xx answer fails over to the following one at once. When every replica has failed once in a row, the
-client sleeps `backoff_s * 2**k` (k = 0, 1, ...; at least the Retry-After of a 503, at most `max_backoff_s`) before
-the next round; a request gives up after `retries + 1` attempts in all and names every URL it tried. 4xx answers
-are the caller's mistake and raise at once with the service's explanation.
+client sleeps a jittered `backoff_s * 2**k` (k = 0, 1, ...; drawn from [1/2, 1] of that so that many clients do not
+return in step; at least the Retry-After of a 503, at most `max_backoff_s`) before the next round. A request keeps
+trying until `retry_budget_s` seconds have passed since its first attempt (and, if `retries` is set, at most
+`retries + 1` attempts), then gives up naming every URL it tried. 4xx answers are the caller's mistake and raise
+at once with the service's explanation.
+
+What the defaults survive: a service down for up to `retry_budget_s` = 60 s (a restart that reloads a model), with
+the gap between tries growing 0.5, 1, 2, 4, 8, 10, 10, ... s, so the client notices the service back within 10 s
+(the GRPO stage sets 120 s: `reward_retry_budget_s`). Earlier defaults counted retries (3 at 0.5 s) and lost calls
+to a 5 s restart (issue 20).
 """
 
 import asyncio
 import itertools
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,33 +40,42 @@ class RewardServiceError(RuntimeError):
 class _Replicas:
     """Round-robin over replica base URLs and the retry schedule shared by the sync and async clients."""
 
-    def __init__(self, base_url: str | Sequence[str], *, retries: int, backoff_s: float, max_backoff_s: float):
+    def __init__(self, base_url: str | Sequence[str], *, retries: int | None, backoff_s: float, max_backoff_s: float,
+                 retry_budget_s: float, jitter: bool = True):  # fmt: skip
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise ValueError("need at least one reward-service URL")
-        if retries < 0 or backoff_s < 0 or max_backoff_s < 0:
+        if (retries is not None and retries < 0) or backoff_s < 0 or max_backoff_s < 0 or retry_budget_s < 0:
             raise ValueError(
-                f"need retries, backoff_s, max_backoff_s >= 0, got {retries}, {backoff_s}, {max_backoff_s}"
+                "need retries (or None), backoff_s, max_backoff_s, retry_budget_s >= 0, got "
+                f"{retries}, {backoff_s}, {max_backoff_s}, {retry_budget_s}"
             )
         self.urls = [url.rstrip("/") for url in urls]
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.retry_budget_s = retry_budget_s
+        self.jitter = random.Random() if jitter else None
         self._next = itertools.count()
 
-    def attempts(self, retries: int | None) -> list[tuple[str, float]]:
-        """[(url, seconds to sleep before trying it)] for one request: rotate, back off after each full round."""
-        total = (self.retries if retries is None else retries) + 1
-        start = next(self._next)
-        plan = []
-        for attempt in range(total):
-            url = self.urls[(start + attempt) % len(self.urls)]
+    def attempts(self, retries: int | None = None):
+        """Yields (url, seconds to sleep before trying it) for one request: rotate, back off after each full round,
+        stop when the next try would start past the time budget or the attempt count (`retries`, if any)."""
+        limit = self.retries if retries is None else retries
+        start, first = time.monotonic(), next(self._next)
+        for attempt in itertools.count():
+            if limit is not None and attempt > limit:
+                return
+            url = self.urls[(first + attempt) % len(self.urls)]
             rounds_done, position = divmod(attempt, len(self.urls))
             sleep = 0.0
             if attempt and position == 0:  # every replica failed once in this round
                 sleep = min(self.backoff_s * 2 ** (rounds_done - 1), self.max_backoff_s)
-            plan.append((url, sleep))
-        return plan
+                if self.jitter is not None:
+                    sleep *= self.jitter.uniform(0.5, 1.0)
+            if attempt and time.monotonic() - start + sleep > self.retry_budget_s:
+                return
+            yield url, sleep
 
     def retry_delay(self, planned: float, response: httpx.Response | None) -> float:
         """The planned sleep, raised to a 503's Retry-After (capped at max_backoff_s)."""
@@ -83,9 +100,12 @@ class _Replicas:
                 f"{method} {url} -> HTTP {response.status_code} but the reply is not JSON: {response.text[:200]!r}"
             ) from None
 
-    def give_up(self, method: str, path: str, attempts: int, errors: list[str]) -> RewardServiceError:
+    def give_up(self, method: str, path: str, errors: list[str], started: float) -> RewardServiceError:
         where = self.urls[0] + path if len(self.urls) == 1 else f"{path} on {self.urls}"
-        return RewardServiceError(f"{method} {where} failed after {attempts} attempt(s); last error: {errors[-1]}")
+        return RewardServiceError(
+            f"{method} {where} failed after {len(errors)} attempt(s) in {time.monotonic() - started:.0f} s "
+            f"(retry_budget_s={self.retry_budget_s:g}); last error: {errors[-1]}"
+        )
 
 
 class RewardClient:
@@ -96,16 +116,19 @@ class RewardClient:
         base_url: str | Sequence[str],
         *,
         timeout: float = 60.0,
-        retries: int = 3,
+        retries: int | None = None,
         api_token: str | None = None,
         backoff_s: float = 0.5,
         chunk_size: int = 256,
         transport: httpx.BaseTransport | None = None,
-        max_backoff_s: float = 30.0,
+        max_backoff_s: float = 10.0,
+        retry_budget_s: float = 60.0,
+        jitter: bool = True,
     ):
         if chunk_size < 1:
             raise ValueError(f"need chunk_size >= 1, got {chunk_size}")
-        self._replicas = _Replicas(base_url, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self._replicas = _Replicas(base_url, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                                   retry_budget_s=retry_budget_s, jitter=jitter)  # fmt: skip
         self.base_url = self._replicas.urls[0]
         self.urls = self._replicas.urls
         self.retries = retries
@@ -124,9 +147,9 @@ class RewardClient:
 
     def _request(self, method: str, path: str, *, json: Any = None, retries: int | None = None) -> Any:
         errors: list[str] = []
-        plan = self._replicas.attempts(retries)
+        started = time.monotonic()
         response = None
-        for url, sleep in plan:
+        for url, sleep in self._replicas.attempts(retries):
             delay = self._replicas.retry_delay(sleep, response)
             if delay:
                 time.sleep(delay)
@@ -140,7 +163,7 @@ class RewardClient:
             if error is None:
                 return body
             errors.append(error)
-        raise self._replicas.give_up(method, path, len(plan), errors)
+        raise self._replicas.give_up(method, path, errors, started)
 
     def healthz(self) -> dict:
         """GET /healthz (with retries)."""
@@ -187,17 +210,20 @@ class AsyncRewardClient:
         base_url: str | Sequence[str],
         *,
         timeout: float = 60.0,
-        retries: int = 3,
+        retries: int | None = None,
         api_token: str | None = None,
         backoff_s: float = 0.5,
         chunk_size: int = 256,
         transport: httpx.AsyncBaseTransport | None = None,
-        max_backoff_s: float = 30.0,
+        max_backoff_s: float = 10.0,
         max_connections: int = 100,
+        retry_budget_s: float = 60.0,
+        jitter: bool = True,
     ):
         if chunk_size < 1:
             raise ValueError(f"need chunk_size >= 1, got {chunk_size}")
-        self._replicas = _Replicas(base_url, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self._replicas = _Replicas(base_url, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                                   retry_budget_s=retry_budget_s, jitter=jitter)  # fmt: skip
         self.base_url = self._replicas.urls[0]
         self.urls = self._replicas.urls
         self.chunk_size = chunk_size
@@ -216,9 +242,9 @@ class AsyncRewardClient:
 
     async def _request(self, method: str, path: str, *, json: Any = None, retries: int | None = None) -> Any:
         errors: list[str] = []
-        plan = self._replicas.attempts(retries)
+        started = time.monotonic()
         response = None
-        for url, sleep in plan:
+        for url, sleep in self._replicas.attempts(retries):
             delay = self._replicas.retry_delay(sleep, response)
             if delay:
                 await asyncio.sleep(delay)
@@ -232,7 +258,7 @@ class AsyncRewardClient:
             if error is None:
                 return body
             errors.append(error)
-        raise self._replicas.give_up(method, path, len(plan), errors)
+        raise self._replicas.give_up(method, path, errors, started)
 
     async def healthz(self) -> dict:
         return await self._request("GET", "/healthz")

@@ -75,8 +75,12 @@ class ServeConfig:
     max_pending_items: int = 8192  # admitted, unfinished items across requests; beyond -> 503 + Retry-After
     retry_after_s: int = 1  # the Retry-After a 503 carries
     cache_size: int = 65536  # LRU entries of item results (0 turns the cache and in-flight sharing off)
-    verifier_workers: int = 4  # threads running verifiers (code verifiers block on the sandbox)
-    verifier_timeout_s: float = 30.0  # a verifier still running after this gives a "timeout" component
+    verifier_workers: int = 4  # verifier worker processes (killable), and as many threads for thread_verifiers
+    verifier_timeout_s: float = 30.0  # a verifier still running after this is killed: a "timeout" component
+    verifier_memory_mb: int = 2048  # address-space limit of each verifier worker process (sympy on a huge number)
+    # Verifier types run on threads instead of the killable processes: those whose untrusted part already runs in
+    # a process of its own with a wall-clock kill (the sandbox), and whose own Python work is bounded.
+    thread_verifiers: list[str] = field(default_factory=lambda: ["code", "instruction_code"])
     # Extra verifier types, {type: "module:function"} with function(response, reference) -> VerifierResult; they
     # are looked up before the `verifiers` registry. A JSON string on the command line.
     extra_verifiers: dict | str | None = None
@@ -92,7 +96,8 @@ class ServeConfig:
         self.weights = parse_weights(self.weights, criteria=tuple(self.criterion_models))
         if self.api_token is None:
             self.api_token = os.environ.get("REWARD_API_TOKEN") or None
-        for key in ("max_batch_size", "max_items_per_request", "verifier_workers", "max_length", "max_pending_items"):
+        for key in ("max_batch_size", "max_items_per_request", "verifier_workers", "max_length", "max_pending_items",
+                    "verifier_memory_mb"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise ConfigError(f"`{key}` must be >= 1, got {getattr(self, key)}")
         for key in ("cache_size", "max_request_bytes", "retry_after_s", "length_penalty", "length_penalty_free_chars",

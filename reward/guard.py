@@ -1,6 +1,7 @@
 """The reward service's guard: who may call it and how much it takes in, decided before any scoring work.
 
-- `HTTPGuard` (ASGI middleware, in front of every route): the bearer token on the guarded paths (401), the body size
+- `HTTPGuard` (ASGI middleware, in front of every route): the bearer token on every path but /healthz (401; the
+  schema at /openapi.json and /docs included), the body size
   (413 before the body is parsed, also for chunked uploads), and the request counters of GET /metrics. Pure ASGI
   rather than a FastAPI dependency so that the token is checked before the body is read or validated (an
   unauthenticated caller learns nothing about the schema) and an oversized body is refused unread.
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from reward.metrics import ServiceMetrics
 
-GUARDED_PATHS = ("/v1/score", "/metrics")  # need the bearer token when one is set; /healthz stays open for probes
+OPEN_PATHS = ("/healthz",)  # all other paths (the API, /metrics, /openapi.json, /docs) need the token when one is set
 
 
 class Admission:
@@ -72,7 +73,7 @@ class HTTPGuard:
 
     async def _handle(self, scope, receive, send, path):
         headers = dict(scope["headers"])
-        if self.api_token is not None and path in GUARDED_PATHS:
+        if self.api_token is not None and path not in OPEN_PATHS:
             scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
             if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), self.api_token.encode()):
                 response = JSONResponse(

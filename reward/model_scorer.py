@@ -5,6 +5,12 @@ Training (TRL `RewardTrainer`) tokenizes `prompt + [assistant response]` with th
 `AutoModelForSequenceClassification` selects from `config.pad_token_id`. `RewardModelScorer` does the same, so
 a served score is the score the trainer's accuracy was measured on. Inputs longer than `max_length` keep their
 last `max_length` tokens: the score is read at the end of the response, so that end must survive truncation.
+
+A hostile or runaway input can be megabytes long. `encode` cuts the text to its last `8 * max_length` characters
+(at a whitespace boundary, earlier prompt messages dropped first) before tokenizing, and checks that the cut text
+still gives at least `max_length + 64` tokens, so the kept tokens are those of the whole text; when it does not
+(very long tokens), the window grows 4x and it tokenizes again. The reward service renders and tokenizes each
+item this way before the item joins a batch (`encode`), and the batch runs on token ids only (`score_ids`).
 """
 
 from collections.abc import Sequence
@@ -28,6 +34,41 @@ def encode_pair(tokenizer: PreTrainedTokenizerBase, prompt: Prompt, response: st
         return list(tokenizer(text=text)["input_ids"])
     messages = [*prompt, {"role": "assistant", "content": response}]
     return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+
+CHARS_PER_TOKEN = 8  # first window: 8 characters per kept token (a Qwen token averages about 4 in English)
+_MARGIN_TOKENS = 64  # tokens beyond max_length the cut text must still give, so the cut is far from the kept part
+_MESSAGE_CHARS = 16  # a message's template overhead (role markers), counted against the window
+
+
+def _tail(text: str, chars: int) -> str:
+    """The last `chars` characters of `text`, starting after a whitespace when one is near the cut."""
+    if len(text) <= chars:
+        return text
+    tail = text[-chars:]
+    for i, char in enumerate(tail[: min(chars // 10, 1000)]):
+        if char.isspace():
+            return tail[i + 1 :]
+    return tail
+
+
+def cut_pair(prompt: Prompt, response: str, chars: int) -> tuple[Prompt, str, bool]:
+    """(prompt, response, cut): the pair reduced to about its last `chars` characters, and whether anything was
+    dropped. The response is cut first (a response this long needs no prompt: `[]` or ""); then earlier messages."""
+    if len(response) >= chars:
+        return ([] if not isinstance(prompt, str) else ""), _tail(response, chars), True
+    left = chars - len(response)
+    if isinstance(prompt, str):
+        return _tail(prompt, left), response, len(prompt) > left
+    kept: list[dict] = []
+    for message in reversed(prompt):
+        content = message.get("content") or ""
+        if len(content) + _MESSAGE_CHARS >= left:
+            kept.append({**message, "content": _tail(content, max(left - _MESSAGE_CHARS, 1))})
+            return kept[::-1], response, True
+        kept.append(message)
+        left -= len(content) + _MESSAGE_CHARS
+    return prompt, response, False
 
 
 def right_pad(sequences: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,11 +109,22 @@ class RewardModelScorer:
         return cls(model, tokenizer, max_length=max_length)
 
     def encode(self, prompt: Prompt, response: str) -> list[int]:
-        ids = encode_pair(self.tokenizer, prompt, response)
-        return ids[-self.max_length :]
+        """The last `max_length` token ids of the pair, without tokenizing more than a window of its end (see the
+        module docstring). Raises what the chat template or tokenizer raises on a malformed prompt."""
+        chars = CHARS_PER_TOKEN * self.max_length
+        while True:
+            cut_prompt, cut_response, cut = cut_pair(prompt, response, chars)
+            ids = encode_pair(self.tokenizer, cut_prompt, cut_response)
+            if not cut or len(ids) >= self.max_length + _MARGIN_TOKENS:
+                return ids[-self.max_length :]
+            chars *= 4
 
     def __call__(self, pairs: Sequence[ScoreInput]) -> list[float]:
-        input_ids, attention_mask = right_pad([self.encode(p, r) for p, r in pairs], self.tokenizer.pad_token_id)
+        return self.score_ids([self.encode(p, r) for p, r in pairs])
+
+    def score_ids(self, sequences: Sequence[Sequence[int]]) -> list[float]:
+        """Raw logits of already encoded sequences (`encode`), one padded forward."""
+        input_ids, attention_mask = right_pad(sequences, self.tokenizer.pad_token_id)
         device = self.model.device
         with torch.inference_mode():
             logits = self.model(

@@ -11,11 +11,21 @@ Every task also needs a reasoning chain before the answer: at least `min_reasoni
 `json_schema` reference (DESIGN.md): `{"type": "json_schema", "schema": {...}}`, optional `"expected"` (the parsed
 value must also equal it) and `"min_reasoning_words"`. The JSON is the last fenced ```json block, else the whole
 response, else the last {...} or [...] span; the schema is checked with `jsonschema`'s validator for its draft.
+
+Schemas come from references, so their `pattern` and `patternProperties` regexes are input too: with Python's
+backtracking `re` (what jsonschema uses), `^(a+)+$` against 28 a's takes ~20 s and doubles with each further a.
+Both keywords are matched here with RE2 (google-re2, linear time). A pattern RE2 cannot compile (backreferences,
+lookaround) falls back to `re`; the reward service runs this verifier in a killable process (`verifiers.pool`),
+which bounds that case.
 """
 
+import functools
 import io
 import json
 import re
+
+import re2
+from jsonschema import SchemaError, ValidationError, validators
 
 from verifiers.final_answer import reasoning_words, same_answer, split_answer
 from verifiers.result import VerifierResult
@@ -111,20 +121,51 @@ def verify_structured(response: str, reference: dict) -> VerifierResult:
     return _result("structured", True, True, task=task)
 
 
-def verify_json_schema(response: str, reference: dict) -> VerifierResult:
-    import jsonschema
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a pattern RE2 refuses is expected (it falls back to re), not worth a stderr line
 
-    schema = _need(reference, "schema", dict)
-    validator_cls = jsonschema.validators.validator_for(schema)
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str):
+    """RE2 for `pattern` when it can, else Python's re."""
     try:
-        validator_cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error:
+        return re.compile(pattern)
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator, pattern_properties, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        for key, value in instance.items():
+            if _compiled(pattern).search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+@functools.lru_cache(maxsize=16)
+def _linear_time(validator_cls):
+    """`validator_cls` with `pattern` and `patternProperties` matched by RE2."""
+    return validators.extend(validator_cls, {"pattern": _pattern, "patternProperties": _pattern_properties})
+
+
+def verify_json_schema(response: str, reference: dict) -> VerifierResult:
+    schema = _need(reference, "schema", dict)
+    base_cls = validators.validator_for(schema)
+    try:
+        base_cls.check_schema(schema)
+    except SchemaError as exc:
         raise ValueError(f"json_schema reference: invalid schema: {exc.message}") from exc
     found = extract_json(response)
     if found is None:
         return _result("json_schema", False, False, failure="no JSON value in the response", tag="no JSON")
     value, start = found
-    errors = sorted(validator_cls(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    errors = sorted(_linear_time(base_cls)(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
         return _result("json_schema", False, True, failure=f"schema violation at {where}: {errors[0].message}"[:200],

@@ -121,7 +121,7 @@ def _live_server(app):
         thread.join(timeout=10)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def live_server():
     """`with live_server(app) as url:` runs the app on a real uvicorn server (loopback, free port)."""
     return _live_server

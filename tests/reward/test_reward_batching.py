@@ -78,22 +78,29 @@ def test_a_lone_item_waits_at_most_max_wait(monkeypatch):
     assert [len(b) for b in fn.batches] == [1]  # then went alone
 
 
-def test_a_failing_batch_fails_its_callers_and_the_worker_keeps_serving():
+def test_an_item_that_breaks_the_forward_fails_only_its_own_caller():
+    """Issue 20: one bad item in a shared batch used to fail every caller of that batch (40 of 40 in one trial)."""
+    calls = []
+
     def fn(items):
+        calls.append(list(items))
         if -1 in items:
-            raise RuntimeError("bad batch")
+            raise RuntimeError("bad item")
         return [x + 1 for x in items]
 
     batcher = DynamicBatcher(fn, max_batch_size=8, max_wait_ms=20)
 
     async def scenario():
-        failed = await asyncio.gather(batcher.submit(-1), batcher.submit(5), return_exceptions=True)
+        answers = await asyncio.gather(batcher.submit(4), batcher.submit(-1), batcher.submit(5),
+                                       return_exceptions=True)  # fmt: skip
         after = await batcher.submit(7)
-        return failed, after
+        return answers, after
 
-    failed, after = asyncio.run(_run(batcher, scenario))
-    assert all(isinstance(err, RuntimeError) and "bad batch" in str(err) for err in failed)
-    assert after == 8
+    (four, bad, five), after = asyncio.run(_run(batcher, scenario))
+    assert isinstance(bad, RuntimeError) and "bad item" in str(bad)
+    assert (four, five, after) == (5, 6, 8)
+    assert calls[0] == [4, -1, 5] and calls[1:4] == [[4], [-1], [5]]  # the batch, then one at a time
+    assert batcher.stats()["items"] == 3  # the two good singles and the later 7: the failed forwards are not counted
 
 
 def test_rejects_bad_settings():

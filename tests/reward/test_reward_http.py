@@ -54,7 +54,7 @@ def test_client_retries_then_names_the_unreachable_url(monkeypatch):
     sleeps = []
     monkeypatch.setattr("reward.client.time.sleep", sleeps.append)
     url = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
-    with RewardClient(url, timeout=2, retries=3, backoff_s=0.1) as client:
+    with RewardClient(url, timeout=2, retries=3, backoff_s=0.1, jitter=False) as client:
         with pytest.raises(RewardServiceError, match=r"POST http://127.0.0.1:9/v1/score failed after 4 attempt"):
             client.score([{"prompt": PROMPT, "response": "x"}])
         assert sleeps == pytest.approx([0.1, 0.2, 0.4])  # exponential backoff between the 4 attempts
@@ -114,3 +114,55 @@ def test_reward_function_components_include_criteria_and_length_penalty():
     }  # fmt: skip
     with pytest.raises(ValueError, match="component must be one of"):
         make_reward_function(RewardClient("http://rm"), component="wit")
+
+
+class _Outage:
+    """A mock transport refusing connections until `down_s` of virtual time have passed, then scoring; the clock
+    advances by each sleep of the client (and 10 ms per request)."""
+
+    def __init__(self, down_s: float):
+        self.down_s, self.now, self.sleeps, self.requests = down_s, 0.0, [], 0
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        self.now += 0.01
+        if self.now < self.down_s:
+            raise httpx.ConnectError("connection refused", request=request)
+        items = json.loads(request.content)["items"]
+        return httpx.Response(200, json={"results": [{"reward": 1.0, "components": {}} for _ in items]})
+
+
+def _score_through(outage: _Outage, monkeypatch, **client_kwargs):
+    monkeypatch.setattr("reward.client.time.sleep", outage.sleep)
+    monkeypatch.setattr("reward.client.time.monotonic", outage.monotonic)
+    with RewardClient("http://rm", transport=httpx.MockTransport(outage.handler), **client_kwargs) as client:
+        return client.score([{"prompt": "p", "response": "r"}])
+
+
+def test_default_retries_ride_out_a_30s_restart(monkeypatch):
+    """Issue 20: with the old defaults (3 retries from 0.5 s) a restart of a few seconds lost calls; the default
+    time budget (60 s, jittered back-off capped at 10 s) rides out a 30 s outage and retries soon after it ends."""
+    outage = _Outage(down_s=30.0)
+    assert _score_through(outage, monkeypatch) == [{"reward": 1.0, "components": {}}]
+    assert outage.now - 30.0 <= 10.0 + 0.1  # noticed within one capped back-off of the service's return
+    assert max(outage.sleeps) <= 10.0
+    nominal = [min(0.5 * 2**k, 10.0) for k in range(len(outage.sleeps))]
+    assert all(n / 2 <= s <= n for s, n in zip(outage.sleeps, nominal, strict=True))  # jittered in [n/2, n]
+    assert len(set(outage.sleeps)) == len(outage.sleeps)
+
+    with pytest.raises(RewardServiceError, match="failed after 4 attempt"):  # what the old defaults did
+        _score_through(_Outage(down_s=5.0), monkeypatch, retries=3, backoff_s=0.5, jitter=False)
+
+
+def test_retry_budget_gives_up_in_time_naming_the_budget(monkeypatch):
+    outage = _Outage(down_s=1e9)
+    with pytest.raises(RewardServiceError, match=r"in 5\d s \(retry_budget_s=60\)"):
+        _score_through(outage, monkeypatch)
+    assert outage.now <= 60.0

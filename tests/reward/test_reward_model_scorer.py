@@ -43,3 +43,33 @@ def test_truncation_keeps_the_end(rm_scorer):
     ids = rm_scorer.encode(PROMPT, "x " * 400)
     assert len(ids) == rm_scorer.max_length == 256
     assert ids == encode_pair(rm_scorer.tokenizer, PROMPT, "x " * 400)[-256:]
+
+
+def _text(seed: int, words: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    vocab = ["the", "answer", "is", "12", "3.5", "apples", "\n", "x^2", "中文", "émigré", "   ", "42!", "λ", "(a+b)"]
+    return " ".join(rng.choice(vocab) for _ in range(words))
+
+
+@pytest.mark.parametrize("case", ["long-response", "long-plain-prompt", "long-chat-prompt", "both-long", "short"])
+def test_encode_cuts_before_tokenizing_and_keeps_the_same_last_tokens(rm_scorer, case):
+    """Issue 20: a 10 MB response was tokenized whole before being cut to max_length; `encode` now tokenizes a
+    window of the end, and its ids are exactly the last max_length ids of the whole pair."""
+    from reward.model_scorer import RewardModelScorer
+
+    scorer = RewardModelScorer(rm_scorer.model, rm_scorer.tokenizer, max_length=64)
+    long_text, short_text = _text(1, 3000), _text(2, 12)
+    history = [{"role": "user", "content": _text(3, 800)}, {"role": "assistant", "content": _text(4, 900)},
+               {"role": "user", "content": _text(5, 700)}]  # fmt: skip
+    prompt, response = {
+        "long-response": (PROMPT, long_text),
+        "long-plain-prompt": (long_text, short_text),
+        "long-chat-prompt": (history, short_text),
+        "both-long": (history, long_text),
+        "short": (PROMPT, short_text),
+    }[case]
+    whole = encode_pair(scorer.tokenizer, prompt, response)
+    assert scorer.encode(prompt, response) == whole[-64:]
+    assert len(whole) > 64 or case == "short"

@@ -303,8 +303,7 @@ def test_server_restart_while_the_client_retries(reward_serve, get_free_port, tm
     argv = ["--weights", '{"rm": 0, "verifier": 1}']  # verifiers only: starts fast, same HTTP path
     item = {"prompt": PROMPT, "response": RIGHT, "reference": MATH_REF}
     transport = CountingTransport()
-    with RewardClient(f"http://127.0.0.1:{port}", timeout=10, retries=40, backoff_s=0.25, max_backoff_s=1.0,
-                      transport=transport) as rc:  # fmt: skip
+    with RewardClient(f"http://127.0.0.1:{port}", timeout=10, transport=transport) as rc:  # the default budget
         with reward_serve(argv, port=port, log=tmp_path / "a.log"):
             assert rc.score([item])[0]["reward"] == 1.0
         outcome = {}
@@ -330,7 +329,7 @@ def test_client_round_robin_and_retry_after(monkeypatch):
         items = json.loads(request.content)["items"]
         return httpx.Response(200, json={"results": [{"reward": 1.0, "components": {}} for _ in items]})
 
-    with RewardClient(["http://a", "http://b", "http://c"], retries=2, backoff_s=0.0,
+    with RewardClient(["http://a", "http://b", "http://c"], retries=2, backoff_s=0.0, jitter=False,
                       transport=httpx.MockTransport(handler)) as rc:  # fmt: skip
         for _ in range(3):
             rc.score([{"prompt": "p", "response": "r"}])
@@ -338,7 +337,8 @@ def test_client_round_robin_and_retry_after(monkeypatch):
 
     sleeps = []
     always_503 = httpx.MockTransport(lambda request: httpx.Response(503, headers={"Retry-After": "3"}))
-    with RewardClient("http://b", retries=2, backoff_s=0.5, max_backoff_s=10, transport=always_503) as rc:
+    with RewardClient("http://b", retries=2, backoff_s=0.5, max_backoff_s=10, transport=always_503,
+                      jitter=False) as rc:  # fmt: skip
         monkeypatch.setattr("reward.client.time.sleep", sleeps.append)
         with pytest.raises(RewardServiceError, match="failed after 3 attempt"):
             rc.score([{"prompt": "p", "response": "r"}])
