@@ -2,7 +2,8 @@
 
 One helper for each shape of output, all built on the same two moves: write under a hidden temporary name beside
 the target (same directory, so same filesystem), then `os.replace` it into place. A process killed in between
-leaves the old target intact and a `.<name>.tmp-*` sibling that the next writer ignores.
+leaves the old target intact and a `.<name>.tmp-<pid>-*` sibling; for directories the next writer of that target
+removes it once that pid is gone (`remove_stale_siblings`).
 
 - `write_atomic(path, data)`: a text or bytes file (summaries, manifests, JSONL rewrites, configs);
 - `write_json(path, obj)`: the same for a JSON document;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -32,6 +34,44 @@ from typing import Any
 def _sibling(path: Path, tag: str = "tmp") -> Path:
     """A hidden, unique name beside `path`: `.<name>.<tag>-<pid>-<hex>` (several processes may stage at once)."""
     return path.with_name(f".{path.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_siblings(path: str | os.PathLike) -> list[Path]:
+    """Clear what killed writers of `path` left beside it; returns what was removed or restored.
+
+    A `.<name>.tmp-<pid>-*` staging file or directory whose writer (the pid in its name) is gone is deleted. A
+    `.<name>.old-<pid>-*` is the previous output that `replace_dir` moved aside: if `path` itself is missing (the
+    writer died between its two renames) it is renamed back, else deleted. Siblings of live writers are left alone,
+    so concurrent writers on one machine never delete each other's work. Called by `staged_dir` (data builds,
+    datasets, checkpoints: the big leftovers); single files are small and not scanned for on every write.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(tmp|old)-(\d+)-[0-9a-f]{{8}}.*")
+    touched = []
+    for sibling in sorted(path.parent.iterdir()):
+        match = pattern.fullmatch(sibling.name)
+        if not match or _pid_alive(int(match.group(2))):
+            continue
+        if match.group(1) == "old" and not path.exists() and not path.is_symlink():
+            os.replace(sibling, path)
+        elif sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+        touched.append(sibling)
+    return touched
 
 
 @contextmanager
@@ -127,6 +167,7 @@ def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     it is removed. Its mode is the umask's, not mkdtemp's 0700, since it becomes the output."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(path)
     tmp = _sibling(path)
     tmp.mkdir()
     try:

@@ -59,7 +59,27 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None) -> T:
         raise ConfigError(f"invalid command-line or config value (see the message above), exit {e.code}") from e
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
+    check_training_numbers(cfg)
     return cfg
+
+
+# TrainingArguments fields that must be positive (a count or a rate of zero or less trains nothing, or backwards)
+_POSITIVE = ("per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs")
+
+
+def check_training_numbers(cfg: object) -> None:
+    """ConfigError naming the key for training numbers transformers accepts but that cannot mean anything:
+    `max_steps` other than -1 (train by epochs) or a positive count (`--max_steps -3` used to train by epochs),
+    and a batch size, accumulation, learning rate or epoch count of zero or less."""
+    max_steps = getattr(cfg, "max_steps", None)
+    if isinstance(max_steps, int) and not (max_steps == -1 or max_steps > 0):
+        raise ConfigError(f"`max_steps` must be -1 (train for num_train_epochs) or a positive count, got {max_steps}")
+    for key in _POSITIVE:
+        value = getattr(cfg, key, None)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            if key == "num_train_epochs" and isinstance(max_steps, int) and max_steps > 0:
+                continue  # max_steps decides the length; epochs are not used
+            raise ConfigError(f"`{key}` must be > 0, got {value}")
 
 
 def _check_option_names(config_cls: type, argv: Sequence[str]) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import struct
+import zipfile
 from pathlib import Path
 
 from datasets import Dataset, load_from_disk
-from transformers.trainer_utils import get_last_checkpoint
 
 from stagekit.config import ConfigError
 
@@ -39,14 +41,71 @@ def load_train_eval(cfg, columns: list[str]) -> tuple[Dataset, Dataset | None]:
     return train, load_records(cfg.eval_dataset_path, key="eval_dataset_path", columns=columns)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format (a zip archive) since torch 1.6
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the checkpoint directory `path` cannot be resumed from, or None. Cheap: headers and sizes, no tensors.
+
+    Checks: trainer_state.json is there and parses; every torch archive (`*.pt`, `*.pth`, also in DeepSpeed's
+    `global_step*/`) that starts as a zip has its central directory (a truncated copy or a disk-full write has
+    not); every `*.safetensors` file is as long as its header says.
+    """
+    path = Path(path)
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        json.loads(state.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return "trainer_state.json is not valid JSON"
+    for file in sorted([*path.rglob("*.pt"), *path.rglob("*.pth")]):
+        with open(file, "rb") as handle:
+            is_zip_start = handle.read(4) == _ZIP_MAGIC
+        if is_zip_start and not zipfile.is_zipfile(file):  # legacy (pickle) torch files are not checked
+            return f"{file.relative_to(path)} is truncated ({file.stat().st_size} bytes, no zip central directory)"
+    for file in sorted(path.rglob("*.safetensors")):
+        problem = _safetensors_problem(file)
+        if problem:
+            return f"{file.relative_to(path)} {problem}"
+    return None
+
+
+def _safetensors_problem(file: Path) -> str | None:
+    size = file.stat().st_size
+    try:
+        with open(file, "rb") as handle:
+            header_len = struct.unpack("<Q", handle.read(8))[0]
+            if header_len > size - 8:
+                return f"is truncated ({size} bytes, header says {header_len} bytes of header alone)"
+            header = json.loads(handle.read(header_len))
+    except (struct.error, ValueError, UnicodeDecodeError):
+        return "has no readable safetensors header"
+    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    if size != 8 + header_len + end:
+        return f"is truncated or padded ({size} bytes, its header says {8 + header_len + end})"
+    return None
+
+
 def resume_checkpoint(output_dir: str | Path, resume: str | None) -> str | None:
     """`resume_from_checkpoint`: a path, None, or "auto"/"last"/"true" for output_dir's last complete checkpoint.
 
-    "Complete" = has trainer_state.json, the last file the Trainer writes (checkpoints from stagekit/checkpointing.py
-    are complete by construction; this also guards against ones written without it). Staging directories a killed
-    run left behind (`.tmp-checkpoint-*`, and a replaced checkpoint moved aside, `.checkpoint-*.old-*`) are removed.
+    "Complete" = `checkpoint_problem` finds nothing: trainer_state.json (the last file the Trainer writes) present
+    and readable, no truncated torch archive or safetensors file (checkpoints from stagekit/checkpointing.py are
+    complete when written; a truncated optimizer.pt comes from a copy or a full disk). "auto" skips incomplete
+    checkpoints, newest first, saying which and why, and resumes from the newest complete one; ConfigError when
+    there are checkpoints but none is complete, or when an explicit path is not a complete checkpoint. Staging
+    directories a killed run left behind (`.tmp-checkpoint-*`, and a replaced checkpoint moved aside,
+    `.checkpoint-*.old-*`) are removed.
     """
-    if resume is None or resume.lower() not in ("auto", "last", "true"):
+    if resume is None:
+        return None
+    if resume.lower() not in ("auto", "last", "true"):
+        if not Path(resume).is_dir():
+            raise ConfigError(f"`resume_from_checkpoint`: no checkpoint directory at {resume}")
+        problem = checkpoint_problem(resume)
+        if problem:
+            raise ConfigError(f"`resume_from_checkpoint`: {resume} cannot be resumed from: {problem}")
         return resume
     out = Path(output_dir)
     if not out.is_dir():
@@ -56,12 +115,18 @@ def resume_checkpoint(output_dir: str | Path, resume: str | None) -> str | None:
     steps = {}
     for path in out.glob("checkpoint-*"):
         match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and (path / "trainer_state.json").is_file():
+        if match and path.is_dir():
             steps[int(match.group(1))] = path
-    if not steps:
-        return None
-    last = str(steps[max(steps)])
-    newest = get_last_checkpoint(str(out))
-    if newest is not None and newest != last:
-        print(f"resume: skipping incomplete {newest} (no trainer_state.json); resuming from {last}")
-    return last
+    skipped = []
+    for step in sorted(steps, reverse=True):
+        problem = checkpoint_problem(steps[step])
+        if problem is None:
+            for path, why in skipped:
+                print(f"resume: skipping {path}: {why}; resuming from {steps[step]}")
+            return str(steps[step])
+        skipped.append((steps[step], problem))
+    if skipped:
+        listing = "; ".join(f"{path.name}: {why}" for path, why in skipped)
+        raise ConfigError(f"`resume_from_checkpoint: auto`: no complete checkpoint in {out} ({listing}); remove "
+                          "them to start afresh, or point resume_from_checkpoint at a good copy")  # fmt: skip
+    return None

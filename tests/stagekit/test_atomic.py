@@ -81,3 +81,35 @@ def test_staged_dir_and_save_dataset(tmp_path):
     save_dataset(Dataset.from_dict({"a": [3]}), tmp_path / "ds")  # over a previous dataset
     assert load_from_disk(str(tmp_path / "ds"))["a"] == [3]
     assert os.listdir(tmp_path) == ["ds"]
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_killed_builds_staging_is_removed_by_the_next_write(tmp_path):
+    """Issue 20: a killed `data build` left hidden `.X.tmp-*` staging directories behind for good. The next staged
+    write of the same target removes those of dead writers, keeps a live writer's, and puts back a previous output
+    that a writer killed between its two renames had moved aside."""
+    out = tmp_path / "data"  # data_builders.writer.write stages its output with staged_dir
+    dead, live = _dead_pid(), os.getpid()
+    stale = tmp_path / f".data.tmp-{dead}-0123abcd"
+    (stale / "sft").mkdir(parents=True)
+    (stale / "sft" / "data.arrow").write_bytes(b"x" * 1000)
+    busy = tmp_path / f".data.tmp-{live}-89abcdef"  # a concurrent writer, still running
+    busy.mkdir()
+    other = tmp_path / f".elsewhere.tmp-{dead}-0123abcd"  # another target's: not ours to judge
+    other.mkdir()
+    with staged_dir(out) as staging:
+        (staging / "manifest.json").write_text("{}")
+    assert not stale.exists() and busy.exists() and other.exists()
+    assert (out / "manifest.json").is_file()
+
+    moved_aside = tmp_path / f".data.old-{dead}-00ff00ff"  # killed after moving the old output aside
+    os.replace(out, moved_aside)
+    assert atomic.remove_stale_siblings(out) == [moved_aside]
+    assert (out / "manifest.json").is_file() and not moved_aside.exists()

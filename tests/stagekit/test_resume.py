@@ -23,7 +23,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from stagekit.stage_io import resume_checkpoint
+from stagekit.config import ConfigError
+from stagekit.stage_io import checkpoint_problem, resume_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = ["--bf16", "false", "--gradient_checkpointing", "false", "--report_to", "none", "--logging_steps", "1"]
@@ -171,7 +172,9 @@ def test_atomic_checkpoints_rename_rotate_and_stay_idempotent(micro_base, tmp_pa
 
 def test_resume_checkpoint_picks_last_complete_and_drops_staging(tmp_path):
     assert resume_checkpoint(tmp_path / "missing", "auto") is None
-    assert resume_checkpoint(tmp_path, None) is None and resume_checkpoint(tmp_path, "some/dir") == "some/dir"
+    assert resume_checkpoint(tmp_path, None) is None
+    with pytest.raises(ConfigError, match="no checkpoint directory at some/dir"):
+        resume_checkpoint(tmp_path, "some/dir")
     for step, complete in ((2, True), (4, True), (6, False)):
         (tmp_path / f"checkpoint-{step}").mkdir()
         if complete:
@@ -179,3 +182,43 @@ def test_resume_checkpoint_picks_last_complete_and_drops_staging(tmp_path):
     (tmp_path / ".tmp-checkpoint-8" / "checkpoint-8").mkdir(parents=True)
     assert resume_checkpoint(tmp_path, "auto") == str(tmp_path / "checkpoint-4")  # not the partial checkpoint-6
     assert not (tmp_path / ".tmp-checkpoint-8").exists()
+
+
+def _real_checkpoint(path: Path, step: int) -> Path:
+    """A checkpoint directory with the files a Trainer writes: real torch archives and a real safetensors file."""
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True)
+    save_file({"w": torch.arange(4096, dtype=torch.float32)}, path / "model.safetensors")
+    torch.save({"state": {0: {"exp_avg": torch.ones(4096)}}}, path / "optimizer.pt")
+    torch.save({"last_epoch": step}, path / "scheduler.pt")
+    torch.save({"python": 1}, path / "rng_state.pth")
+    (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return path
+
+
+def _truncate(file: Path, keep: float = 0.5) -> None:
+    data = file.read_bytes()
+    file.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_auto_resume_skips_a_truncated_optimizer_and_falls_back(tmp_path, capsys):
+    """Issue 20: a truncated optimizer.pt in the newest checkpoint ended `resume_from_checkpoint: auto` in a raw
+    torch traceback naming no path; now it is skipped, with the reason, for the previous complete checkpoint."""
+    good = _real_checkpoint(tmp_path / "checkpoint-2", 2)
+    bad = _real_checkpoint(tmp_path / "checkpoint-4", 4)
+    assert checkpoint_problem(good) is None and checkpoint_problem(bad) is None
+    _truncate(bad / "optimizer.pt")
+    assert "optimizer.pt is truncated" in checkpoint_problem(bad)
+    assert resume_checkpoint(tmp_path, "auto") == str(good)
+    assert f"skipping {bad}: optimizer.pt is truncated" in capsys.readouterr().out
+    torch.load(good / "optimizer.pt")  # what the Trainer will load does load
+
+    _truncate(good / "model.safetensors", 0.9)
+    assert "model.safetensors is truncated" in checkpoint_problem(good)
+    with pytest.raises(ConfigError, match=r"no complete checkpoint in .*checkpoint-4: optimizer.pt is truncated"):
+        resume_checkpoint(tmp_path, "auto")
+    with pytest.raises(ConfigError, match=r"checkpoint-4 cannot be resumed from: optimizer.pt is truncated"):
+        resume_checkpoint(tmp_path, str(bad))
+    (bad / "trainer_state.json").write_text("{not json")
+    assert checkpoint_problem(bad) == "trainer_state.json is not valid JSON"
