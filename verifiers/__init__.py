@@ -10,7 +10,7 @@ Registered: "math" (`math.verify_math`), "instruction" (`instruction.verify_inst
 in the sandbox), "structured" and "json_schema" (`structured`: table answers, repairs checked by comparison,
 `jsonschema`), "logic" (`logic`: solver answer plus stated reasoning), "long" (`long`: output-length constraint and
 the 8,192-token limit) and "cross_lingual" (`cross_lingual`: answer agreement with the original task, in the target
-language). Heavy third-party checkers (sympy through math-verify, langdetect, pandas) are imported on
+language). Heavy third-party checkers (sympy through math-verify, langdetect, pandas, jsonschema) are imported on
 their first use inside those modules, so importing the registry stays cheap.
 
 `parse_reference` is the one reader of a reference as records store it (a JSON string) or as a caller sends it (a

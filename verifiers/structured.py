@@ -16,16 +16,14 @@ Schemas come from references, so their `pattern` and `patternProperties` regexes
 backtracking `re` (what jsonschema uses), `^(a+)+$` against 28 a's takes ~20 s and doubles with each further a.
 Both keywords are matched here with RE2 (google-re2, linear time). A pattern RE2 cannot compile (backreferences,
 lookaround) falls back to `re`; the reward service runs this verifier in a killable process (`verifiers.pool`),
-which bounds that case.
+which bounds that case. jsonschema and RE2 load on the first json_schema check, as the registry's other heavy
+checkers do (verifiers/__init__.py).
 """
 
 import functools
 import io
 import json
 import re
-
-import re2
-from jsonschema import SchemaError, ValidationError, validators
 
 from verifiers.final_answer import reasoning_words, same_answer, split_answer
 from verifiers.result import VerifierResult
@@ -121,20 +119,22 @@ def verify_structured(response: str, reference: dict) -> VerifierResult:
     return _result("structured", True, True, task=task)
 
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # a pattern RE2 refuses is expected (it falls back to re), not worth a stderr line
-
-
 @functools.lru_cache(maxsize=1024)
 def _compiled(pattern: str):
     """RE2 for `pattern` when it can, else Python's re."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # a pattern RE2 refuses is expected (it falls back to re), not worth a stderr line
     try:
-        return re2.compile(pattern, _RE2_OPTIONS)
+        return re2.compile(pattern, options)
     except re2.error:
         return re.compile(pattern)
 
 
 def _pattern(validator, pattern, instance, schema):
+    from jsonschema import ValidationError
+
     if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
@@ -151,15 +151,19 @@ def _pattern_properties(validator, pattern_properties, instance, schema):
 @functools.lru_cache(maxsize=16)
 def _linear_time(validator_cls):
     """`validator_cls` with `pattern` and `patternProperties` matched by RE2."""
+    from jsonschema import validators
+
     return validators.extend(validator_cls, {"pattern": _pattern, "patternProperties": _pattern_properties})
 
 
 def verify_json_schema(response: str, reference: dict) -> VerifierResult:
+    import jsonschema
+
     schema = _need(reference, "schema", dict)
-    base_cls = validators.validator_for(schema)
+    base_cls = jsonschema.validators.validator_for(schema)
     try:
         base_cls.check_schema(schema)
-    except SchemaError as exc:
+    except jsonschema.SchemaError as exc:
         raise ValueError(f"json_schema reference: invalid schema: {exc.message}") from exc
     found = extract_json(response)
     if found is None:
