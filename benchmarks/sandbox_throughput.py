@@ -4,11 +4,14 @@ Each job is a small program as the code verifier builds it: a function followed 
 fresh, fully confined `python3 -I -S`: the fork server (zygote.py) only saves the confinement's exec chain, it
 never shares an interpreter between runs. Variants, each in this process with `QWENPOST_SANDBOX_DISABLE` set so
 the cost of each layer shows:
-  full          cgroups (pids + memory), network + mount + IPC namespaces, dedicated uid, rlimits, via the zygote
-  exec-chain    the same confinement through sh/unshare/mount/prlimit/setpriv execs instead of the zygote
+  full          cgroups (pids + memory + cpuacct, the run's CPU budget), PID + network + mount + IPC namespaces,
+                the minimal root (tmpfs + read-only binds + pivot_root), dedicated uid, rlimits, via the zygote
+  exec-chain    the same confinement through sh/unshare/mount/cp/pivot_root/prlimit/setpriv execs instead
+  no-pidns      as full without the PID namespace (no init process per run; /proc shows the host's processes)
+  no-minroot    as full with the host's root remounted read-only instead of the minimal root
   no-netns      as full without the network namespace (Python sockets blocked by an audit hook instead)
   no-ns         no namespaces at all (network blocked in-process, filesystem protected by the uid only)
-  no-cgroups    namespaces but RLIMIT_NPROC under a dedicated uid instead of cgroups
+  no-cgroups    namespaces but RLIMIT_NPROC under a dedicated uid instead of cgroups (and no CPU budget)
   bare          not the sandbox: plain `python3 -I -S main.py` on the same pool, the floor for comparison
 A warm-up pass runs first; then --rounds passes of --jobs jobs each, reporting the best round's rate and the
 latency percentiles over all rounds.
@@ -32,10 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox import SandboxJob, SandboxLimits, isolation, run_many, zygote  # noqa: E402  # noqa: E402
+from sandbox import SandboxJob, SandboxLimits, isolation, run_many, zygote  # noqa: E402
 
-VARIANTS = {"full": "", "exec-chain": "zygote", "no-netns": "netns", "no-ns": "netns,mountns",
-            "no-cgroups": "cgroups", "bare": None}
+VARIANTS = {"full": "", "exec-chain": "zygote", "no-pidns": "pidns", "no-minroot": "minroot", "no-netns": "netns",
+            "no-ns": "netns,mountns", "no-cgroups": "cgroups", "bare": None}
 PROGRAM = """def add_digits(n):
     total = 0
     while n:
@@ -109,8 +112,9 @@ def main() -> None:
     sources = programs(args.jobs)
     caps = isolation.capabilities()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; root={caps.root}, "
-          f"netns={caps.network_namespace}, mountns={caps.mount_namespace}, "
-          f"pids cgroup={caps.pids_cgroup is not None}, memory cgroup={caps.memory_cgroup is not None}")
+          f"netns={caps.network_namespace}, mountns={caps.mount_namespace}, pidns={caps.pid_namespace}, "
+          f"minimal root={caps.minimal_root is not None}, pids cgroup={caps.pids_cgroup is not None}, "
+          f"memory cgroup={caps.memory_cgroup is not None}, cpuacct cgroup={caps.cpu_cgroup is not None}")
     print(f"{args.jobs} programs (a function + 3 asserts) per round, best of {args.rounds} rounds after a warm-up\n")
     header = (f"{'variant':<11} {'workers':>7} {'exec/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'passed':>9} "
               f"{'CPU ms/run':>10} {'2-core cap/s':>12}")

@@ -7,10 +7,11 @@ reported as failed, with `truncated` set. When the program exits, whatever it le
 detached children) is killed: nothing outlives its run. Hand-written because the isolation and the kill-everything
 guarantees are what matters, and no library provides them (see `isolation.py`).
 
-Statuses: "passed" (exit 0), "failed" (non-zero exit, or killed for too much output), "timeout" (wall clock or
-CPU time), "memory" (the kernel's OOM killer in the run's memory cgroup, or the runtime's own out-of-memory error),
-"crashed" (killed by any other signal, e.g. SIGSEGV, or SIGABRT from a failed C++ `assert`), "compile_error" (the
-compile step failed; its output, exit code and duration are the result's).
+Statuses: "passed" (exit 0), "failed" (non-zero exit, or killed for too much output), "timeout" (wall clock, or CPU
+time: a process's RLIMIT_CPU, or the run's CPU budget, all its processes together, after which every one of them is
+killed and stderr ends with a note saying so), "memory" (the kernel's OOM killer in the run's memory cgroup, or the
+runtime's own out-of-memory error), "crashed" (killed by any other signal, e.g. SIGSEGV, or SIGABRT from a failed
+C++ `assert`), "compile_error" (the compile step failed; its output, exit code and duration are the result's).
 """
 
 import os
@@ -20,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,14 +34,17 @@ STATUSES = ("passed", "failed", "timeout", "memory", "crashed", "compile_error")
 _STREAM_CHUNK = 65536
 _DRAIN_AFTER_EXIT_S = 1.0  # after the program exits and its group is killed, pipes close almost at once
 _OUTPUT_LIMIT_NOTE = "\n[sandbox] output limit of {limit} bytes exceeded on {stream}; the program was killed\n"
+_CPU_BUDGET_NOTE = ("\n[sandbox] CPU budget of {limit:g} s (all of the run's processes together) spent; every process "
+                    "was killed\n")
+_CPU_POLL_MIN_S = 0.005  # the CPU budget is checked at most this often (it overshoots by at most this times the cores)
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Limits for one run. CPU time and address space are per process; the wall clock, process count and (with a
-    memory cgroup) memory bound the whole run."""
+    """Limits for one run. Address space is per process; the wall clock, process count and (with a memory cgroup)
+    memory bound the whole run, and so does CPU time where a cpuacct cgroup exists (isolation "cpu")."""
 
-    cpu_seconds: float = 5.0  # per process; RLIMIT_CPU counts whole seconds, so this is rounded up
+    cpu_seconds: float = 5.0  # the run's processes together (cpuacct); each one too (RLIMIT_CPU, rounded up)
     wall_seconds: float = 10.0  # the whole run, from launch to exit; then every process of the run is killed
     memory_mb: int = 512
     file_size_mb: int = 16
@@ -107,6 +110,7 @@ class _Outcome:
     truncated: bool = False
     output_exceeded: str | None = None  # the stream whose cap was exceeded (the run was killed)
     wall_timeout: bool = False
+    cpu_exceeded: bool = False  # the run's processes together spent its CPU budget (the run was killed)
     duration_s: float = 0.0
     oom_kills: int = 0
 
@@ -133,6 +137,10 @@ def run(source: str, language: str = "python", *, stdin: str = "", extra_files: 
         raise ValueError(f"limits must be a SandboxLimits, got {type(limits).__name__}")
     files = _checked_files(lang, source, stdin, extra_files)
     caps = isolation.capabilities()
+    python = isolation.sandbox_python(caps.drop_user)
+    if python is None:
+        raise SandboxError(f"no python3 the sandbox user can execute (looked in {isolation.SANDBOX_PATH} and "
+                           f"{sys.executable})")
     uid = isolation.uid_pool.acquire() if caps.drop_user else None
     workdir = tempfile.mkdtemp(prefix=f"qwenpost-sandbox-{os.getpid()}-", dir=isolation.workdir_base(caps))
     try:
@@ -142,7 +150,7 @@ def run(source: str, language: str = "python", *, stdin: str = "", extra_files: 
         values = {
             "{file}": lang.file_name,
             "{memory_mb}": str(int(limits.memory_mb)),
-            "{python}": _sandbox_python(caps.drop_user),
+            "{python}": python,
             "{python_bootstrap}": python_bootstrap(block_sockets=not caps.network_namespace),
         }
         if lang.compile is not None:
@@ -232,34 +240,6 @@ def _populate(workdir: str, files: dict[str, str], uid: int | None) -> None:
     os.chmod(workdir, 0o700)
 
 
-_python_lock = threading.Lock()
-_python_cache: dict[bool, str] = {}
-
-
-def _sandbox_python(other_user: bool) -> str:
-    """A python3 the sandbox user can execute: the system one (a venv under /root is not reachable by others)."""
-    with _python_lock:
-        if other_user not in _python_cache:
-            candidates = [shutil.which("python3", path=isolation.SANDBOX_PATH), sys.executable]
-            usable = [c for c in candidates if c and (not other_user or _world_executable(c))]
-            if not usable:
-                raise SandboxError(f"no python3 the sandbox user can execute (tried {candidates})")
-            _python_cache[other_user] = usable[0]
-        return _python_cache[other_user]
-
-
-def _world_executable(path: str) -> bool:
-    real = os.path.realpath(path)
-    if not os.stat(real).st_mode & 0o001:
-        return False
-    parent = os.path.dirname(real)
-    while parent != "/":
-        if not os.stat(parent).st_mode & 0o001:
-            return False
-        parent = os.path.dirname(parent)
-    return True
-
-
 def _command(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
     argv = []
     for part in template:
@@ -292,9 +272,10 @@ def _step(caps: isolation.Capabilities, command: list[str], workdir: str, uid: i
         processes=None if caps.pids_cgroup is not None else int(limits.processes) + _user_process_count(uid),
     )
     cgroups = None
-    if caps.pids_cgroup is not None or caps.memory_cgroup is not None:
+    if caps.pids_cgroup is not None or caps.memory_cgroup is not None or caps.cpu_cgroup is not None:
         try:
-            cgroups = isolation.RunCgroups(caps, processes=int(limits.processes), memory_mb=int(limits.memory_mb))
+            cgroups = isolation.RunCgroups(caps, processes=int(limits.processes) + isolation.launcher_processes(caps),
+                                           memory_mb=int(limits.memory_mb))
         except OSError as exc:
             raise SandboxError(f"cannot create the run's cgroups: {exc}") from exc
     env = _environment(workdir)
@@ -315,9 +296,10 @@ def _step(caps: isolation.Capabilities, command: list[str], workdir: str, uid: i
             argv = isolation.launcher_argv(caps, command, workdir=workdir, uid=uid, rlimits=rlimits, cgroups=cgroups)
 
             def launch(fds: list[int]) -> _Process:
-                return _PopenProcess(argv, fds, workdir, env)
+                return _PopenProcess(argv, fds, workdir, env, init_status=caps.pid_namespace)
 
-        outcome = _supervise(launch, stdin, limits, lambda pid: _kill_tree(pid, cgroups, uid))
+        cpu_usage = cgroups.cpu_usage_s if cgroups is not None and cgroups.cpu_dir is not None else None
+        outcome = _supervise(launch, stdin, limits, lambda pid: _kill_tree(pid, cgroups, uid), cpu_usage)
         if outcome.wait_status is None:
             raise SandboxError("the sandbox zygote exited during the run; its outcome is unknown")
         if cgroups is not None:
@@ -348,9 +330,12 @@ class _Process:
 
 
 class _PopenProcess(_Process):
-    """Started through the exec chain as our own child: a pidfd tells when it exits, wait4 collects it."""
+    """Started through the exec chain as our own child: a pidfd tells when it exits, wait4 collects it. With a PID
+    namespace, the program's status comes through its init shell's exit code (`isolation.decode_init_status`)."""
 
-    def __init__(self, argv: list[str], fds: list[int], workdir: str, env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], fds: list[int], workdir: str, env: dict[str, str], *,
+                 init_status: bool = False) -> None:
+        self._init_status = init_status
         try:
             self._proc = subprocess.Popen(argv, stdin=fds[0], stdout=fds[1], stderr=fds[2], cwd=workdir, env=env,
                                           process_group=0, close_fds=True)
@@ -362,6 +347,8 @@ class _PopenProcess(_Process):
     def wait(self) -> tuple[int | None, float]:
         _, status, usage = os.wait4(self.pid, 0)
         self._proc.returncode = os.waitstatus_to_exitcode(status)
+        if self._init_status:
+            status = isolation.decode_init_status(status)
         return status, usage.ru_utime + usage.ru_stime
 
     def close(self) -> None:
@@ -430,8 +417,13 @@ def _kill_tree(pid: int, cgroups: "isolation.RunCgroups | None", uid: int | None
         time.sleep(0.002)
 
 
-def _supervise(launch, stdin: bytes, limits: SandboxLimits, kill_tree) -> _Outcome:
-    """Feed stdin, collect capped output, enforce the wall clock; after the program exits, kill what it left."""
+def _supervise(launch, stdin: bytes, limits: SandboxLimits, kill_tree, cpu_usage=None) -> _Outcome:
+    """Feed stdin, collect capped output, enforce the wall clock and (given `cpu_usage`, the run's CPU seconds so
+    far) the CPU budget; after the program exits, kill what it left.
+
+    The budget is read when it could first have been spent: the run cannot use more than one CPU-second per second
+    per core, so the next check is the budget left divided by the cores (at least `_CPU_POLL_MIN_S`) away, and a
+    short run is never checked at all."""
     outcome = _Outcome()
     cap = int(limits.output_bytes)
     in_r, in_w = os.pipe()
@@ -447,6 +439,9 @@ def _supervise(launch, stdin: bytes, limits: SandboxLimits, kill_tree) -> _Outco
     for fd in (in_r, out_w, err_w):
         os.close(fd)
     deadline = start + float(limits.wall_seconds)
+    budget = float(limits.cpu_seconds)
+    cores = max(1, os.cpu_count() or 1)  # all online CPUs: the run may set its affinity beyond ours
+    next_cpu_check = start + budget / cores if cpu_usage is not None else float("inf")
 
     def kill_all() -> None:
         kill_tree(process.pid)
@@ -486,12 +481,22 @@ def _supervise(launch, stdin: bytes, limits: SandboxLimits, kill_tree) -> _Outco
                 if now > drain_deadline:
                     break
                 timeout = drain_deadline - now
-            elif now >= deadline:  # past the wall clock: kill (again) until the exit is seen
-                outcome.wall_timeout = True
-                kill_all()
-                timeout = 0.1
             else:
-                timeout = deadline - now
+                if now >= deadline:  # past the wall clock: kill (again) until the exit is seen
+                    outcome.wall_timeout = True
+                    kill_all()
+                    timeout = 0.1
+                else:
+                    timeout = deadline - now
+                if now >= next_cpu_check:
+                    used = cpu_usage()
+                    if used is not None and used >= budget:  # spent: kill (again) until the exit is seen
+                        outcome.cpu_exceeded = True
+                        kill_all()
+                        next_cpu_check = now + 0.1
+                    else:
+                        next_cpu_check = now + max(_CPU_POLL_MIN_S, (budget - (used or 0.0)) / cores)
+                timeout = min(timeout, next_cpu_check - now)
             for key, _ in selector.select(timeout):
                 fd = key.fd
                 if fd == process.exit_fd:
@@ -540,7 +545,7 @@ def _classify(outcome: _Outcome, lang: Language, limits: SandboxLimits) -> str:
     sig = outcome.signal_number
     if outcome.oom_kills > 0 and outcome.wait_status != 0:
         return "memory"
-    if outcome.wall_timeout:
+    if outcome.wall_timeout or outcome.cpu_exceeded:
         return "timeout"
     if sig == signal.SIGXCPU or (sig == signal.SIGKILL and outcome.cpu_s >= limits.cpu_seconds):
         return "timeout"
@@ -564,6 +569,8 @@ def _result(status: str, outcome: _Outcome, summary: dict[str, str], limits: San
     stderr = bytes(outcome.stderr).decode("utf-8", "replace")
     if outcome.output_exceeded is not None:
         stderr += _OUTPUT_LIMIT_NOTE.format(limit=limits.output_bytes, stream=outcome.output_exceeded)
+    if outcome.cpu_exceeded:
+        stderr += _CPU_BUDGET_NOTE.format(limit=float(limits.cpu_seconds))
     sig = outcome.signal_number
     return SandboxResult(
         status=status,

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -281,29 +282,224 @@ def launcher(request, monkeypatch):
 def test_killing_the_parent_fails_and_parent_survives(launcher):
     source = ("import os\nprint(os.getppid(), flush=True)\n"
               f"for pid in (os.getppid(), {os.getpid()}):\n"
-              "    try:\n        os.kill(pid, 9)\n        print('killed', pid)\n"
+              "    try:\n        os.kill(pid, 9)\n        print('sent', pid)\n"
               "    except PermissionError:\n        print('refused', pid)\n"
-              "os.kill(os.getppid(), 9)\n")
+              "    except ProcessLookupError:\n        print('absent', pid)\n"
+              "print('parent', os.getppid(), os.path.exists(f'/proc/{os.getppid()}'), flush=True)\n"
+              "raise SystemExit(3)\n")
     result = run(source, limits=QUICK)
-    parent = int(result.stdout.split()[0])  # us (exec chain) or the zygote, both root
-    assert result.stdout.splitlines()[1:] == [f"refused {parent}", f"refused {os.getpid()}"]
-    assert result.status == "failed" and "PermissionError" in result.stderr
-    assert _alive(parent) and Path(f"/proc/{parent}").stat().st_uid == 0
+    lines = result.stdout.splitlines()
+    parent = int(lines[0])  # its PID namespace's init; without one, us (exec chain) or the zygote
+    assert (result.status, result.exit_code) == ("failed", 3), result.stderr  # the run ended its own way
+    if result.isolation.get("pid") == "namespace":
+        # the exec chain's init is root (refused); the zygote's runs as the program's uid, and the kernel drops a
+        # signal sent to a namespace's init from inside it: either way the init lives on, as do we (not even visible)
+        assert parent == 1 and lines[1] in ("refused 1", "sent 1")
+        assert lines[2:] == [f"absent {os.getpid()}", "parent 1 True"]
+        if launcher == "zygote":
+            assert _alive(zygote.get_zygote(sys.executable).process.pid)
+    else:
+        assert lines[1:] == [f"refused {parent}", f"refused {os.getpid()}", f"parent {parent} True"]
+        assert _alive(parent) and Path(f"/proc/{parent}").stat().st_uid == 0
+
+
+@needs_root
+def test_the_namespace_init_cannot_be_used_to_fake_a_result(launcher):
+    # the init reports the program's exit status to the zygote: a program that could write to that pipe (through
+    # /proc/1/fd) or trace its init could turn its own failure into a pass
+    source = (
+        "import ctypes, os, sys\n"
+        "for action in ('fds', 'environ', 'ptrace'):\n"
+        "    try:\n"
+        "        if action == 'fds':\n"
+        "            for fd in os.listdir('/proc/1/fd'):\n"
+        "                with open(f'/proc/1/fd/{fd}', 'w') as handle:\n"
+        "                    handle.write('{\"status\": 0}\\n{\"started\": true}\\n')\n"
+        "        elif action == 'environ':\n"
+        "            open('/proc/1/environ', 'rb').read()\n"
+        "        elif ctypes.CDLL(None, use_errno=True).ptrace(16, 1, 0, 0) != 0:  # PTRACE_ATTACH\n"
+        "            raise OSError(ctypes.get_errno(), 'ptrace')\n"
+        "        print(action, 'allowed', flush=True)\n"
+        "    except OSError as exc:\n"
+        "        print(action, 'refused', exc.errno, flush=True)\n"
+        "sys.exit(1)\n")
+    result = run(source, limits=QUICK)
+    assert (result.status, result.exit_code) == ("failed", 1), (result.stdout, result.stderr)
+    assert "allowed" not in result.stdout, result.stdout
 
 
 @needs_root
 def test_detached_setsid_child_is_dead_after_the_run(launcher):
+    # a unique sleep duration marks the children: inside a PID namespace their pids mean nothing on the host
+    marker = f"{30 + secrets.randbelow(10**6) / 10**7:.7f}"
     source = ("import os, subprocess, time\n"
-              "child = subprocess.Popen(['sleep', '30'], start_new_session=True)\n"
-              "if os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n    os._exit(0)\n"
-              "print(child.pid, flush=True)\n")
+              f"child = subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+              f"if os.fork() == 0:\n    os.setsid()\n    os.execvp('sleep', ['sleep', '{marker}'])\n"
+              "time.sleep(0.2)\n"
+              "print(sum(b'sleep' in open(f'/proc/{p}/cmdline', 'rb').read()\n"
+              "          for p in os.listdir('/proc') if p.isdigit()), flush=True)\n")
     result = run(source, limits=QUICK)
     assert result.status == "passed", result.stderr
-    pid = int(result.stdout.split()[0])
+    assert result.stdout.split() == ["2"]  # both were running when the program exited
     deadline = time.monotonic() + 2
-    while _alive(pid) and time.monotonic() < deadline:
+    while _host_processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid)
+    assert _host_processes_with(marker) == []
+
+
+def _host_processes_with(text: str) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                cmdline = Path(entry.path, "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def host_dirs():
+    """A fresh world-readable directory (0755) in each of the host's /run, /srv, /home and /var/tmp: places a
+    sandboxed program could reach on a host-wide read-only root (its /tmp is already private), removed afterwards."""
+    made = []
+    for base in ("/run", "/srv", "/home", "/var/tmp"):
+        if os.path.isdir(base) and os.access(base, os.W_OK):
+            path = Path(base) / f"qwenpost-sandbox-test-{os.getpid()}-{secrets.token_hex(4)}"
+            path.mkdir()
+            path.chmod(0o755)
+            made.append(path)
+    assert made, "no host directory to put the test's files in"
+    try:
+        yield made
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@needs_root
+def test_host_unix_socket_cannot_be_connected_to(host_dirs, launcher):
+    # a world-writable socket file of a host service: a network namespace does not cover the file system's sockets
+    path = str(host_dirs[0] / "service.sock")
+    python = ("import socket\nclient = socket.socket(socket.AF_UNIX)\n"
+              f"client.connect({path!r})\nclient.sendall(b'leak')\nprint('connected')\n")
+    node = ("const net = require('net');\n"
+            f"const client = net.connect({json.dumps(path)}, () => {{\n"
+            "  client.end('leak');\n  console.log('connected');\n});\n"
+            "client.on('error', (error) => { console.log('refused', error.code); process.exitCode = 1; });\n")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        os.chmod(path, 0o777)
+        listener.listen(8)
+        results = [run(python, limits=QUICK), run(node, "js", limits=QUICK)]
+        listener.settimeout(0.3)
+        with pytest.raises(TimeoutError):  # connections wait in the backlog: one from the sandbox would be here
+            listener.accept()
+    for result in results:
+        assert result.status == "failed" and "connected" not in result.stdout, (result.stdout, result.stderr)
+
+
+@needs_root
+def test_host_processes_are_invisible(launcher):
+    # a host process whose command line holds a secret, as the reward service's --api_token does
+    secret = "qwenpost-secret-" + secrets.token_hex(8)
+    host = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--api_token={secret}"])
+    source = (
+        "import os\n"
+        "pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+        "print(len(pids), os.getpid() in pids)\n"
+        f"for pid in pids + [{host.pid}, {os.getpid()}, os.getppid()]:\n"
+        "    try:\n"
+        "        print(pid, open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\\0', b' ').decode('latin-1'))\n"
+        "    except OSError as exc:\n"
+        "        print(pid, type(exc).__name__)\n"
+    )
+    try:
+        result = run(source, limits=QUICK)
+    finally:
+        host.kill()
+        host.wait()
+    assert result.status == "passed", result.stderr
+    assert secret not in result.stdout and secret not in result.stderr
+    count, sees_itself = result.stdout.split()[:2]
+    assert sees_itself == "True" and int(count) <= 2, result.stdout  # itself and its namespace's init, nothing else
+
+
+@needs_root
+def test_host_files_are_unreadable_even_through_a_compiler_error(host_dirs, launcher):
+    secret = "qwenpost_secret_" + secrets.token_hex(8)
+    secrets_paths = []
+    for directory in host_dirs:
+        (directory / "secret.txt").write_text(secret + "\n")
+        (directory / "secret.txt").chmod(0o644)
+        secrets_paths.append(str(directory / "secret.txt"))
+    source_tree = str(REPO / "sandbox" / "isolation.py")  # a world-readable source tree on the host
+    hidden = ["/run", "/home", "/root", "/work", "/srv", "/var"]
+    python = run(
+        f"import os\nfor path in {[*secrets_paths, source_tree]!r}:\n"
+        "    try:\n        print(path, open(path).read())\n"
+        "    except OSError as exc:\n        print(path, type(exc).__name__)\n"
+        f"for path in {hidden!r}:\n"
+        "    try:\n        print(path, sorted(os.listdir(path)))\n"
+        "    except OSError as exc:\n        print(path, 'absent' if not os.path.lexists(path) else exc.strerror)\n",
+        limits=QUICK)
+    assert python.status == "passed", python.stderr
+    assert secret not in python.stdout + python.stderr
+    assert f"{source_tree} FileNotFoundError" in python.stdout.splitlines()
+    for path in hidden:  # absent, or at most an empty mount point
+        assert any(line in (f"{path} absent", f"{path} []") for line in python.stdout.splitlines()), python.stdout
+    node = run(f"const fs = require('fs');\nfor (const p of {json.dumps(secrets_paths)}) {{\n"
+               "  try { console.log(fs.readFileSync(p, 'utf8')); } catch (e) { console.log(p, e.code); }\n}\n",
+               "js", limits=QUICK)
+    assert node.status == "passed" and secret not in node.stdout + node.stderr, node.stdout + node.stderr
+    # the code verifier returns compiler errors to the caller: an #include must not echo a host file back
+    compiled = run(f'#include "{secrets_paths[0]}"\nint main() {{ return 0; }}\n', "cpp", limits=QUICK)
+    assert compiled.status == "compile_error" and secret not in compiled.stdout + compiled.stderr, compiled.stderr
+
+
+_SPIN_MANY = """
+import os, time
+def spin(index):
+    next_report = 0.0
+    while True:  # each process prints its own CPU time as it goes, every 10 ms of it
+        if time.process_time() >= next_report:
+            os.write(1, f"{index} {time.process_time():.3f}\\n".encode())
+            next_report += 0.01
+children = []
+for index in range(30):
+    pid = os.fork()
+    if pid == 0:
+        spin(index)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.e2e  # waits for sandboxed programs to hit their limits (seconds)
+def test_cpu_budget_bounds_all_processes_of_a_run_together(launcher, monkeypatch):
+    # 30 spinning processes: a per-process CPU limit lets them use wall time x cores between them
+    usages = []
+    remove = isolation.RunCgroups.remove
+
+    def measured_remove(self):
+        usages.append(getattr(self, "cpu_usage_s", lambda: None)())  # the run's cgroup, before it goes
+        remove(self)
+
+    monkeypatch.setattr(isolation.RunCgroups, "remove", measured_remove)
+    limits = SandboxLimits(cpu_seconds=2, wall_seconds=10, processes=40, output_bytes=1 << 20)
+    result = run(_SPIN_MANY, limits=limits)
+    last = {}
+    for line in result.stdout.splitlines():
+        index, spent = line.split()
+        last[index] = float(spent)
+    total = sum(last.values())
+    assert result.status == "timeout"
+    assert total <= limits.cpu_seconds + 0.3, f"the run's processes used {total:.2f} CPU-seconds together"
+    assert result.duration_s < limits.wall_seconds - 2  # the CPU budget ended it, not the wall clock
+    assert usages and usages[0] is not None and usages[0] <= limits.cpu_seconds + 0.3, usages
 
 
 # ---------------------------------------------------------------- run_many
@@ -361,7 +557,27 @@ def test_strong_isolation_is_used_as_root():
     assert summary["pids"] in ("cgroup", "rlimit-unprivileged") and summary["user"] == "dedicated"
     if caps.pids_cgroup is not None and caps.mount_namespace:  # what this project's machines and CI have
         assert summary == {"network": "namespace", "pids": "cgroup", "memory": "cgroup",
-                           "filesystem": "mount-namespace", "user": "dedicated"}
+                           "filesystem": "mount-namespace", "user": "dedicated", "pid": "namespace",
+                           "root": "minimal", "cpu": "cgroup-budget"}
+
+
+@needs_root
+@pytest.mark.parametrize("disable, expected", [
+    ("pidns", {"pid": "shared", "root": "minimal"}),
+    ("minroot", {"pid": "namespace", "root": "host-readonly"}),
+    ("pidns,minroot,zygote", {"pid": "shared", "root": "host-readonly"}),
+])
+def test_each_new_layer_degrades_alone_and_says_so(monkeypatch, disable, expected):
+    monkeypatch.setenv(isolation.DISABLE_ENV, disable)
+    source = "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]), os.path.isdir('/srv'))\n"
+    results = [run(source, limits=QUICK), run("console.log(6 * 7)", "js", limits=QUICK),
+               run("int main() { return 0; }", "cpp", limits=QUICK)]
+    for result in results:
+        assert result.status == "passed", result.stderr
+        assert {key: result.isolation[key] for key in expected} == expected
+    processes, srv_visible = results[0].stdout.split()
+    assert (int(processes) <= 2) == (expected["pid"] == "namespace")
+    assert srv_visible == str(expected["root"] == "host-readonly")
 
 
 @pytest.mark.skipif(not ROOT, reason="needs root to drop to a sandbox user")
@@ -374,6 +590,8 @@ def test_without_namespaces_or_cgroups_python_sockets_are_blocked_and_pids_still
         port = listener.getsockname()[1]
         result = run(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)\n", limits=QUICK)
         assert result.isolation["network"] == "socket-blocked" and result.isolation["pids"] == "rlimit-unprivileged"
+        assert (result.isolation["pid"], result.isolation["root"], result.isolation["cpu"]) == (
+            "shared", "host", "rlimit-per-process")
         assert result.status == "failed" and "disabled in the sandbox" in result.stderr
         listener.settimeout(0.2)
         with pytest.raises(TimeoutError):
