@@ -63,14 +63,15 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None) -> T:
     return cfg
 
 
-# TrainingArguments fields that must be positive (a count or a rate of zero or less trains nothing, or backwards)
-_POSITIVE = ("per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs")
+# TrainingArguments fields that must be positive (a count of zero or less trains nothing)
+_POSITIVE = ("per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs")
 
 
 def check_training_numbers(cfg: object) -> None:
     """ConfigError naming the key for training numbers transformers accepts but that cannot mean anything:
     `max_steps` other than -1 (train by epochs) or a positive count (`--max_steps -3` used to train by epochs),
-    and a batch size, accumulation, learning rate or epoch count of zero or less."""
+    a batch size, accumulation or epoch count of zero or less, and a negative learning rate (0 is allowed: a run
+    that must not move the weights, as the online-merging test uses)."""
     max_steps = getattr(cfg, "max_steps", None)
     if isinstance(max_steps, int) and not (max_steps == -1 or max_steps > 0):
         raise ConfigError(f"`max_steps` must be -1 (train for num_train_epochs) or a positive count, got {max_steps}")
@@ -80,6 +81,9 @@ def check_training_numbers(cfg: object) -> None:
             if key == "num_train_epochs" and isinstance(max_steps, int) and max_steps > 0:
                 continue  # max_steps decides the length; epochs are not used
             raise ConfigError(f"`{key}` must be > 0, got {value}")
+    learning_rate = getattr(cfg, "learning_rate", None)
+    if isinstance(learning_rate, int | float) and learning_rate < 0:
+        raise ConfigError(f"`learning_rate` must be >= 0, got {learning_rate}")
 
 
 def _check_option_names(config_cls: type, argv: Sequence[str]) -> None:

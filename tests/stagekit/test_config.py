@@ -23,7 +23,7 @@ def test_exact_options_in_either_spelling_are_accepted(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--max_steps", "-3"], "`max_steps` must be -1"),
     (["--max_steps", "0"], "`max_steps` must be -1"),
-    (["--learning_rate=-1e-5"], "`learning_rate` must be > 0"),
+    (["--learning_rate=-1e-5"], "`learning_rate` must be >= 0"),
     (["--per_device_train_batch_size", "0"], "`per_device_train_batch_size` must be > 0"),
     (["--num_train_epochs", "0"], "`num_train_epochs` must be > 0"),
 ])  # fmt: skip
