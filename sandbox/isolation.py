@@ -138,7 +138,19 @@ class Capabilities:
 
 def capabilities() -> Capabilities:
     """Detect (once) what isolation this machine allows; see the module docstring."""
-    return _detect(os.environ.get(DISABLE_ENV, ""), os.getpid())
+    with _detect_lock:  # concurrent first runs (run_many's threads) detect once, and make one root skeleton
+        return _detect(os.environ.get(DISABLE_ENV, ""), os.getpid())
+
+
+_detect_lock = threading.Lock()
+
+
+def _new_detect_lock() -> None:
+    global _detect_lock
+    _detect_lock = threading.Lock()  # a child forked while another thread was detecting must not inherit it held
+
+
+os.register_at_fork(after_in_child=_new_detect_lock)
 
 
 @functools.cache
@@ -654,7 +666,10 @@ def launcher_argv(
         ns_script += ["exec 9>&2 2>/dev/null", f"(exec {shlex.join(inner)} 2>&9 9>&-)", "exit $?"]
     else:
         ns_script.append("exec " + shlex.join(inner))
-    script.append("exec " + shlex.join([caps.unshare or "unshare", *ns_flags, "--", "/bin/sh", "-c",
+    # with a PID namespace the program's parent is the namespace's init, so it no longer dies with us through its
+    # own parent-death signal: unshare (which kills the init, --kill-child, and with it the namespace) gets one
+    dies_with_us = [caps.setpriv, "--pdeathsig=KILL", "--"] if caps.pid_namespace and caps.setpriv else []
+    script.append("exec " + shlex.join([*dies_with_us, caps.unshare or "unshare", *ns_flags, "--", "/bin/sh", "-c",
                                         "\n".join(ns_script), "namespace-setup"]))
     return ["/bin/sh", "-c", "\n".join(script), "launcher"]
 
