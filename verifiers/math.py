@@ -100,8 +100,10 @@ _KEPT_SPACE = "\ue000"  # stands for the space after such a comma while other sp
 _BARE_FRAC = re.compile(r"\\frac(?:(\d)|\{([^{}]*)\})(?:(\d)|\{([^{}]*)\})")
 _BARE_SQRT = re.compile(r"\\sqrt(\d)")
 _SPACING = re.compile(r"\\[,;:! ]|\\left|\\right|~|\s+")
-# Answers sympy could spend minutes on: exponents of 7+ digits, towers of powers, factorials of 4+ digits.
-_RUNAWAY = re.compile(r"\^\s*\{?\s*[\d.]{7,}|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\d{4,}\s*!")
+# Answers sympy could spend minutes on: exponents of 6+ digits, towers of powers (braced or parenthesised),
+# factorials of 4+ digits or of a factorial of 2+ digits (issue 20: these three got past a narrower guard).
+_RUNAWAY = re.compile(r"\^\s*\{?\s*[\d.]{6,}|\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\d{4,}\s*!"
+                      r"|\^\s*\([^()]*[\^!]|\d{2,}\s*!\s*\)\s*!")  # (9^9)^(9^9), 9^{999999}, (99!)!
 
 # A written arithmetic step `a op b = c`, starting at the start of a number (not inside one, not after a letter as
 # in x2). Numbers are bounded in length so that scanning a long run of digits stays linear. The context checks in

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -114,6 +115,16 @@ def test_garbage_never_raises(garbage):
     result = verify(garbage, TWELVE)  # how long each takes is measured in benchmarks/verifier_throughput.py
     assert result.passed is False and result.score == 0.0
     json.dumps(result.details)
+
+
+@pytest.mark.parametrize("answer", ["\\boxed{(99!)!}", "\\boxed{9^{999999}}", "The answer is (9^9)^(9^9)."])
+def test_answers_that_ran_sympy_away_are_refused_before_sympy(answer):
+    """Issue 20: these three got past the runaway guard and held a reward-service verifier thread for good (the
+    service now also kills such checks: tests/reward/test_reward_hostile.py); here they never reach sympy."""
+    start = time.perf_counter()
+    result = verify(answer, TWELVE)
+    assert result.passed is False and result.details["match"] == "skipped"
+    assert time.perf_counter() - start < 1.0
 
 
 def test_non_string_response_fails_cleanly():
