@@ -131,15 +131,19 @@ def _child(request: dict, fds: list[int], libc, report_fd: int, own_size: int) -
     _init(request, libc, report_fd, own_size)
 
 
-def _confine_and_exec(request: dict, libc) -> None:
-    """The program's own limits and identity, then exec. Raises if any step fails."""
-    for name, (soft, hard) in request["rlimits"].items():
+def _take_limits_and_identity(rlimits: dict, uid: int | None) -> None:
+    """Set `rlimits` ({name: (soft, hard)}) and become `uid` (and its gid, no supplementary groups)."""
+    for name, (soft, hard) in rlimits.items():
         resource.setrlimit(_RLIMITS[name], (soft, hard))
-    uid = request["uid"]
     if uid is not None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
+
+
+def _confine_and_exec(request: dict, libc) -> None:
+    """The program's own limits and identity, then exec. Raises if any step fails."""
+    _take_limits_and_identity(request["rlimits"], request["uid"])
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     _check(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")  # after setresuid, which clears it
     os.execve(request["argv"][0], request["argv"], request["env"])
@@ -178,13 +182,7 @@ def _start_program(request: dict, libc, own_size: int) -> int:
     fork = address_space is not None and address_space[0] < own_size + _SPAWN_HEADROOM
     if not fork and address_space is not None:
         limits["as"] = address_space
-    for name, (soft, hard) in limits.items():
-        resource.setrlimit(_RLIMITS[name], (soft, hard))
-    uid = request["uid"]
-    if uid is not None:
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
+    _take_limits_and_identity(limits, request["uid"])
     _check(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     _check(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")  # after setresuid, which clears it
