@@ -158,8 +158,12 @@ class Scoring:
     refuses fails its own item (422) and a megabyte response is cut before tokenizing without holding the batcher;
     a plain callable of (prompt, response) pairs is batched as given."""
 
-    def __init__(self, config: ServeConfig, verify: VerifyFn | None, metrics: ServiceMetrics, model_version: str):
+    def __init__(self, config: ServeConfig, verify: VerifyFn, metrics: ServiceMetrics, model_version: str, *,
+                 in_processes: bool):  # fmt: skip
+        """`verify` runs the thread-side types; `in_processes`: the others run in a `VerifierPool` of the registry
+        plus `config.extra_verifiers` (else everything runs `verify` on threads)."""
         self.config, self.verify, self.metrics, self.model_version = config, verify, metrics, model_version
+        self.in_processes = in_processes
         self.weights = dict(config.weights) | {"length_penalty": 1.0}  # the penalty is already a signed reward
         self.cache = ResultCache(config.cache_size)
         self.batchers: dict[str, DynamicBatcher] = {}  # set when the app starts (they need its event loop)
@@ -181,14 +185,11 @@ class Scoring:
             await batcher.start()
         self.verifier_threads = ThreadPoolExecutor(self.config.verifier_workers, thread_name_prefix="verifier")
         self.render_pool = ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="render")
-        if self.verify is None:  # the registry (+ extra_verifiers) in killable worker processes
+        if self.in_processes:  # the registry (+ extra_verifiers) in killable worker processes
             self.verifier_processes = VerifierPool(
                 self.config.verifier_workers, timeout_s=self.config.verifier_timeout_s,
                 memory_mb=self.config.verifier_memory_mb, extra_verifiers=self.config.extra_verifiers,
             )  # fmt: skip
-            self.thread_verify, _ = load_verifiers(self.config.extra_verifiers)
-        else:
-            self.thread_verify = self.verify
 
     async def stop(self) -> None:
         for batcher in self.batchers.values():
@@ -212,7 +213,7 @@ class Scoring:
                 result = await asyncio.wait_for(future, timeout + 30)
             else:
                 result = await asyncio.wait_for(
-                    loop.run_in_executor(self.verifier_threads, self.thread_verify, response, reference), timeout
+                    loop.run_in_executor(self.verifier_threads, self.verify, response, reference), timeout
                 )
         except TimeoutError:
             component = failed_component(kind, "timeout", f"verifier did not finish within {timeout}s (killed)")
@@ -314,15 +315,16 @@ def create_app(
         raise ConfigError(
             f"criterion_models {sorted(config.criterion_models)} but scorers for {sorted(criterion_scorers)}"
         )
-    if verify is None:
-        _, known_verifier = load_verifiers(config.extra_verifiers)
+    in_processes = verify is None
+    if in_processes:  # resolved once here: the thread-side verify and the 422 check of unknown types
+        verify, known_verifier = load_verifiers(config.extra_verifiers)
     known_verifier = known_verifier or (lambda kind: True)
     model_version = config.model_version or "+".join(
         checkpoint_fingerprint(path) if path and Path(path).is_dir() else str(path)
         for path in [config.model_path if scorer is not None else None, *config.criterion_models.values()]
     )
     metrics = ServiceMetrics()
-    scoring = Scoring(config, verify, metrics, model_version)
+    scoring = Scoring(config, verify, metrics, model_version, in_processes=in_processes)
     admission = Admission(max_pending=config.max_pending_items, retry_after_s=config.retry_after_s, metrics=metrics)
     scorers = ({"rm": scorer} if scorer is not None else {}) | criterion_scorers
 
