@@ -8,6 +8,14 @@ them atomically with a manifest → print a summary: rows per split, and per are
 rejected, by reason. Progress bars (one per area) go to stderr. Any flat config key can be overridden on the
 command line; unknown keys and bad values stop the run before anything is written (exit status 2).
 
+With an `engine` section the areas are built by the scaled engine instead (data_builders/engine.py): datatrove
+tasks write verified shards as they go, a second job merges, filters and writes the splits plus report.md and
+report.json; a killed build resumes when the same command runs again. `--engine '{"tasks": 4, "workers": 2}'`
+sets it on the command line. The summary adds tokens generated, tokens/s and DPO pairs per domain.
+
+`--dry_run` checks the config and its files, plans the units and prints per area the queries, candidates and
+rows per split it would make (and the preference queries per DPO domain), then stops without generating.
+
 In-process: `main(argv)`; `from data_builders.builders import build_areas`; `from data_builders.writer import write`.
 """
 
@@ -19,6 +27,8 @@ from pathlib import Path
 from data_builders.arithmetic import build_with_stats
 from data_builders.builders import build_areas
 from data_builders.config import DataConfig
+from data_builders.engine import build_scaled, dry_run
+from data_builders.engine import summary as scaled_summary
 from data_builders.filters import apply_filters, parse_filters
 from data_builders.filters.decontaminate import read_eval_file
 from data_builders.generators import make_generator
@@ -106,11 +116,25 @@ def build_all(config: DataConfig, progress: bool = True,
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     start = time.perf_counter()
+    plan_only = "--dry_run" in argv  # a flag of this command, not a config key: the manifest never records it
+    argv = [arg for arg in argv if arg != "--dry_run"]
     try:
         config = parse_config(DataConfig, argv)
+        if plan_only:
+            _preflight(config)
+            print(dry_run(config))
+            return 0
+        if config.engine:  # the scaled engine: sharded, streamed, resumable (data_builders/engine.py)
+            _preflight(config)
+            report = build_scaled(config)
+            if report.get("submitted"):
+                print(f"data_builders: build and merge jobs submitted; work in {report['work_dir']}")
+            else:
+                print(scaled_summary(config, report))
+            return 0
         extras: dict = {}
         splits, stats, areas = build_all(config, extras=extras)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # output_dir is left out: the manifest sits inside it, and a build copied elsewhere should stay byte-identical.

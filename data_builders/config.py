@@ -23,13 +23,16 @@ mappings, so they are set in YAML (argparse cannot take them on the command line
 import dataclasses
 import inspect
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from data_builders.filters import parse_filters
 from data_builders.generators import BACKENDS, HFGenerator, OpenAIGenerator
 from data_builders.mixture import parse_mixture
 
 OPS = ("add", "sub", "mul", "div")
+MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 FLAWS = ("off_by_one", "wrong_operation", "no_final_format", "wrong_step")
 SPLITS = ("heldout", "preference_eval", "rl_queries", "preference", "sft")  # drawn in this order: see arithmetic.py
 
@@ -61,6 +64,12 @@ class DataConfig:
     filters: dict | str | None = field(default_factory=dict)
     # the SFT mixture (data_builders.mixture): {weights: {area: w}, sft_rows: N, tokenizer: null}; {}: no mixture
     mixture: dict | str | None = field(default_factory=dict)
+    # the scaled engine (data_builders.engine: datatrove tasks, shards written as verified, resumable), e.g.
+    # {tasks: 8, workers: 2}; {}: build in memory. Not part of the manifest: the task count does not change the data
+    engine: dict | str | None = field(default_factory=dict)
+    # reward-guided rejection sampling (the report's math data): {url: http://127.0.0.1:8765 (or a list), areas:
+    # [math], timeout_s: 60}: passing candidates are ranked by the reward service; {}: the first passing one is kept
+    guidance: dict | str | None = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in MAPPING_KEYS:  # a mapping given on the command line (`--generator '{"backend": ...}'`) is JSON
@@ -97,6 +106,15 @@ class DataConfig:
             parse_filters(self.filters)
         if self.mixture:
             parse_mixture(self.mixture, list(areas))
+        if self.engine:
+            parse_engine(self.engine)
+            sizes = {key: value for key, value in self.split_sizes().items() if value}
+            _require(not sizes, "engine", "a config whose arithmetic splits are 0 (the engine builds `areas`; set "
+                     + ", ".join(f"{split}_size" for split in sizes) + " to 0)", self.engine)
+            _require(bool(areas), "areas", "at least one area with engine set", self.areas)
+        if self.guidance:
+            _check_guidance(self.guidance, list(areas))
+        _refuse_eval_seeds(areas, parse_filters(self.filters).eval_files if self.filters else [])
         authored = areas.get("instruction_code")
         if isinstance(authored, InstructionCodeAreaConfig) and authored.author == "generator":
             _require(self.generator.get("backend", "procedural") != "procedural", "generator.backend",
@@ -115,7 +133,75 @@ class DataConfig:
         return {split: getattr(self, f"{split}_size") for split in SPLITS}
 
 
-MAPPING_KEYS = ("areas", "generator", "filters", "mixture")
+MAPPING_KEYS = ("areas", "generator", "filters", "mixture", "engine", "guidance")
+EXECUTORS = ("local", "slurm", "ray")
+# evaluation sets by their standard file names (GSM8K test, MATH test, HumanEval, MBPP test, IFEval): never seeds
+EVAL_SET_NAMES = re.compile(r"humaneval|ifeval|(gsm8k|math|mbpp)[^/]*test", re.IGNORECASE)
+
+
+@dataclass
+class EngineConfig:
+    """How a scaled build runs (data_builders.engine); none of it changes the data built."""
+
+    executor: str = "local"  # datatrove executor: local (one machine), slurm or ray
+    tasks: int = 1  # shards of the work; unit i goes to task i % tasks
+    workers: int = 1  # tasks run at once (local executor; slurm: array concurrency)
+    unit_queries: int = 1000  # queries per unit: seed lines per slice, procedural queries per block
+    chunk: int = 64  # queries generated and verified together: the grain of resume and of progress
+    prefetch: int = 2  # generated chunks waiting for the verifier at most (backpressure on the generator)
+    work_dir: str | None = None  # shards, chunk stats and datatrove logs; None: <output_dir>.work
+    keep_work: bool = False  # keep the work dir after the merge (it is removed by default)
+    options: dict = field(default_factory=dict)  # passed to the Slurm/Ray executor (partition, time, cpus_per_task)
+
+
+def parse_engine(values: object) -> EngineConfig:
+    """The `engine` section as a checked EngineConfig; keys and values named as engine.<key>."""
+    _require(isinstance(values, dict), "engine", "a mapping of settings", values)
+    known = {f.name for f in dataclasses.fields(EngineConfig)}
+    unknown = sorted(set(values) - known)
+    _require(not unknown, "engine", f"keys from {sorted(known)} (unknown: {unknown})", sorted(values))
+    engine = EngineConfig(**values)
+    _require(engine.executor in EXECUTORS, "engine.executor", f"one of {list(EXECUTORS)}", engine.executor)
+    for key, low in (("tasks", 1), ("workers", 1), ("unit_queries", 1), ("chunk", 1), ("prefetch", 1)):
+        value = getattr(engine, key)
+        _require(isinstance(value, int) and not isinstance(value, bool) and value >= low, f"engine.{key}",
+                 f"a whole number >= {low}", value)
+    _require(engine.work_dir is None or (isinstance(engine.work_dir, str) and engine.work_dir.strip() != ""),
+             "engine.work_dir", "a directory path or null", engine.work_dir)
+    _require(isinstance(engine.keep_work, bool), "engine.keep_work", "true or false", engine.keep_work)
+    _require(isinstance(engine.options, dict), "engine.options", "a mapping of executor options", engine.options)
+    return engine
+
+
+def _check_guidance(values: dict, areas: list[str]) -> None:
+    known = {"url", "areas", "timeout_s"}
+    unknown = sorted(set(values) - known)
+    _require(not unknown, "guidance", f"keys from {sorted(known)} (unknown: {unknown})", sorted(values))
+    url = values.get("url")
+    urls = url if isinstance(url, list) else [url]
+    _require(bool(urls) and all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls),
+             "guidance.url", "the reward service's URL (or a list of them)", url)
+    chosen = values.get("areas")
+    _require(isinstance(chosen, list) and chosen and all(a in areas for a in chosen), "guidance.areas",
+             f"a list of configured areas {areas}", chosen)
+    timeout = values.get("timeout_s", 60)
+    _require(isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0,
+             "guidance.timeout_s", "a number of seconds > 0", timeout)
+
+
+def _refuse_eval_seeds(areas: dict, eval_files: list[str]) -> None:
+    """An evaluation set is a decontamination target and never a training seed: refuse a seed file that is also
+    in `filters.decontaminate.eval_files`, or that carries an evaluation set's standard name."""
+    targets = {Path(path).resolve() for path in eval_files}
+    for name, area in areas.items():
+        for path in area.seed_files:
+            if Path(path).resolve() in targets:
+                raise ValueError(f"config key 'areas.{name}.seed_files': {path} is also a decontamination target "
+                                 "(filters.decontaminate.eval_files); an evaluation set is never a training seed")
+            if EVAL_SET_NAMES.search(Path(path).name):
+                raise ValueError(f"config key 'areas.{name}.seed_files': {path} is named like an evaluation set "
+                                 "(GSM8K/MATH/MBPP test, HumanEval, IFEval); evaluation sets are never training "
+                                 "seeds: list it under filters.decontaminate.eval_files instead")
 
 
 @dataclass
@@ -137,6 +223,9 @@ class MathAreaConfig(AreaConfig):
     max_operand: int = 99  # largest number in a procedural problem
     ops: list[str] = field(default_factory=lambda: list(OPS))  # operations drawn from
     two_step_fraction: float = 0.5  # share of two-step procedural problems
+    # appended to each question (Qwen2.5-Math's chain-of-thought prompt); "" asks the bare question, as a model
+    # trained on bare questions (the tiny SFT checkpoint) expects
+    instruction: str = MATH_INSTRUCTION
 
 
 @dataclass
@@ -260,6 +349,8 @@ def parse_area(name: str, values: object) -> AreaConfig:
         _require_choices(area.ops, f"{where}.ops", OPS, allow_empty=False)
         _require(isinstance(area.two_step_fraction, int | float) and 0 <= area.two_step_fraction <= 1,
                  f"{where}.two_step_fraction", "a number between 0 and 1", area.two_step_fraction)
+        _require(isinstance(area.instruction, str), f"{where}.instruction", "a string (\"\" for none)",
+                 area.instruction)
     if isinstance(area, CodeAreaConfig):
         _require_choices(area.languages, f"{where}.languages", CODE_LANGUAGES, allow_empty=area.procedural == 0)
     if isinstance(area, InstructionAreaConfig):

@@ -56,24 +56,42 @@ class SeedRow:
         raise self.fail(f"missing field {' or '.join(repr(k) for k in keys)}; has {sorted(self.row)}")
 
 
+def count_lines(path: str | Path) -> int:
+    """Non-blank lines of a JSONL (or .jsonl.gz) file, read in a stream (the scaled engine's plan of seed slices)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"seed file not found: {path}")
+    return sum(1 for line in _lines(path) if line.strip())
+
+
+def _lines(path: Path):
+    """The text lines of a .jsonl or .jsonl.gz file, streamed; a file that cannot be read that way (a .gz that is
+    not gzip, a cut-off archive, bytes that are not UTF-8) raises ValueError naming it."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            yield from f
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read it as {'gzip-compressed ' if opener is gzip.open else ''}"
+                         f"UTF-8 JSONL: {exc}") from exc
+
+
 def read_jsonl(path: str | Path) -> list[SeedRow]:
     """Every non-blank line of a JSONL (or .jsonl.gz) file as a JSON object, with its 1-based line number."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"seed file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
     rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON: {exc.msg} (column {exc.colno})") from exc
-            if not isinstance(value, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
-            rows.append(SeedRow(str(path), number, value))
+    for number, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not valid JSON: {exc.msg} (column {exc.colno})") from exc
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
+        rows.append(SeedRow(str(path), number, value))
     return rows
 
 

@@ -28,17 +28,18 @@ from data_builders.builders.sampling import AreaStats, assign_splits, build_spli
 from data_builders.config import AreaConfig, DataConfig
 from data_builders.generators import Generator, make_generator
 
-__all__ = ["AreaStats", "build_area", "build_areas"]
+__all__ = ["AreaStats", "area_module", "build_area", "build_areas"]
 
 
-def _module(name: str):
+def area_module(name: str):
+    """The builder module of area `name` (its `make_queries`, optional `batch_verifier`/`response_generator`)."""
     return importlib.import_module(f"data_builders.builders.{name}")
 
 
 def build_area(name: str, area: AreaConfig, generator: Generator, seed: int,
                progress: bool = True) -> tuple[dict[str, list[dict]], AreaStats]:
     """Rows per split of one area (`area` is its parsed config) and what was kept and dropped."""
-    module = _module(name)
+    module = area_module(name)
     queries, dropped = module.make_queries(area, seed, generator=generator)
     if hasattr(module, "response_generator"):  # e.g. long: the document is the response; logic: refinement
         generator = module.response_generator(area, generator, seed)

@@ -20,21 +20,21 @@ from collections import Counter
 
 from data_builders import arithmetic
 from data_builders.builders.sampling import distinct_queries
-from data_builders.config import FLAWS, DataConfig, MathAreaConfig
+from data_builders.config import FLAWS, MATH_INSTRUCTION, DataConfig, MathAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
 from data_builders.seeds import MathSeed, parse_math, read_jsonl
 
 CATEGORY = "math"
-INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+INSTRUCTION = MATH_INSTRUCTION
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: <<48/2=24>>
 _RESULT = re.compile(r"(=\s*\$?)(-?\d+(?:\.\d+)?)")
 _BOXED = re.compile(r"\\boxed\{")
 MAX_DUPLICATE_DRAWS = 20_000
 
 
-def _prompt(question: str) -> tuple[dict, ...]:
-    return (user_message(f"{question}\n{INSTRUCTION}"),)
+def _prompt(question: str, instruction: str = INSTRUCTION) -> tuple[dict, ...]:
+    return (user_message(f"{question}\n{instruction}" if instruction else question),)
 
 
 def perturb(answer: str, rng: random.Random) -> str:
@@ -106,7 +106,8 @@ def seed_queries(area: MathAreaConfig, seed: int) -> list[Query]:
             rng = random.Random(f"{seed}:{parsed.ref}")
             gold, offline = seed_candidates(parsed, rng)
             reference = {"type": "math", "answer": parsed.answer}
-            queries.append(Query(CATEGORY, _prompt(parsed.question), reference, f"seed:{parsed.style}:{parsed.ref}",
+            queries.append(Query(CATEGORY, _prompt(parsed.question, area.instruction), reference,
+                                 f"seed:{parsed.style}:{parsed.ref}",
                                  tuple(offline), gold, parsed.question))
     return queries if area.max_seed_queries is None else queries[: area.max_seed_queries]
 
@@ -133,7 +134,7 @@ def procedural_queries(area: MathAreaConfig, seed: int, taken: set[str]) -> list
         flaw_rng = random.Random(f"{seed}:{problem.question}")
         offline = [Candidate(text, kind) for kind, text in arithmetic.candidates(problem, list(FLAWS), flaw_rng)]
         reference = {"type": "math", "answer": str(problem.answer)}
-        queries.append(Query(CATEGORY, _prompt(problem.question), reference, "procedural:arithmetic",
+        queries.append(Query(CATEGORY, _prompt(problem.question, area.instruction), reference, "procedural:arithmetic",
                              tuple(offline), offline[0].text, problem.question))
     return queries
 

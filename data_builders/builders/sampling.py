@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from tqdm import tqdm
 
@@ -131,12 +132,48 @@ def _variance(scores: list[float]) -> float:
     return sum((s - mean) ** 2 for s in scores) / len(scores)
 
 
+class Scorer(Protocol):
+    """The reward service's client (reward.client.RewardClient): one result with a numeric `reward` per item."""
+
+    def score(self, items: list[dict]) -> list[dict]: ...
+
+
+RM_DIGITS = 4  # reward-model scores are rounded before they choose: batch-to-batch float noise must not flip a tie
+
+
+def _rm_scores(scorer: Scorer, queries: Sequence[Query],
+               per_query: dict[int, list[tuple[Candidate, VerifierResult]]]) -> dict[int, list[float]]:
+    """Each candidate's reward-model score, candidates of one query in order; each distinct text scored once.
+    Items go without a reference, so the score is the reward model's judgement alone: the verifier has spoken."""
+    texts = list(dict.fromkeys((i, c.text) for i, verified in per_query.items() for c, _ in verified))
+    items = [{"prompt": list(queries[i].messages), "response": text, "reference": None} for i, text in texts]
+    results = scorer.score(items) if items else []
+    by_text = {key: round(float(result["reward"]), RM_DIGITS) for key, result in zip(texts, results, strict=True)}
+    return {i: [by_text[(i, c.text)] for c, _ in verified] for i, verified in per_query.items()}
+
+
+Scored = tuple[Candidate, VerifierResult, float | None]
+
+
+def _best(scored: list[Scored]) -> Scored:
+    """The highest-scored entry (the first of equals); the first entry when there are no scores."""
+    if not scored or scored[0][2] is None:
+        return scored[0]
+    return max(scored, key=lambda entry: entry[2])  # max keeps the first of equal scores
+
+
 def _row(split: str, query: Query, verified: list[tuple[Candidate, VerifierResult]],
-         stats: AreaStats) -> dict | None:
+         stats: AreaStats, scores: list[float] | None = None) -> dict | None:
+    """The row a query gives in `split`. Without `scores` the first passing candidate is chosen and the first
+    failing one rejected. With reward-model `scores` (the report's rejection sampling "guided by a reward model
+    and the annotated answer"): SFT keeps the best-scored passing candidate; a pair puts it against the failing
+    candidate the reward model rates highest (the hard negative); the scores are kept in the record (SFT: the
+    proof's `reward_model`; pairs: the end of `reason`)."""
     kind = SPLIT_KINDS[split]
     prompt = list(query.messages)
-    passing = [(c, r) for c, r in verified if r.passed]
-    failing = [(c, r) for c, r in verified if not r.passed]
+    scored = [(c, r, None if scores is None else scores[j]) for j, (c, r) in enumerate(verified)]
+    passing = [entry for entry in scored if entry[1].passed]
+    failing = [entry for entry in scored if not entry[1].passed]
     if kind == "rl_query":
         variance = _variance([r.score for _, r in verified]) if split == "rl_queries" and verified else None
         return rl_query_record(query.category, prompt, query.reference, variance)
@@ -146,56 +183,93 @@ def _row(split: str, query: Query, verified: list[tuple[Candidate, VerifierResul
     if not passing:
         stats.dropped["no passing candidate"] += 1
         return None
-    chosen, proof = passing[0]
+    chosen, proof, chosen_score = _best(passing)
     if kind == "sft":
-        proof = replace(proof, details={k: v for k, v in proof.details.items() if k not in VOLATILE_DETAILS})
-        return sft_record(query.category, [*prompt, assistant_message(chosen.text)], query.source, proof)
-    distinct = [(c, r) for c, r in failing if c.text != chosen.text]
+        details = {k: v for k, v in proof.details.items() if k not in VOLATILE_DETAILS}
+        if chosen_score is not None:
+            details["reward_model"] = chosen_score
+        return sft_record(query.category, [*prompt, assistant_message(chosen.text)], query.source,
+                          replace(proof, details=details))
+    distinct = [entry for entry in failing if entry[0].text != chosen.text]
     if not distinct:
         stats.dropped["no failing candidate"] += 1
         return None
-    rejected, result = distinct[0]
+    rejected, result, rejected_score = _best(distinct)
     reason = f"{rejected.kind}: {failure_reason(result)}"
+    if chosen_score is not None:
+        reason += f" [reward model: chosen {chosen_score:.{RM_DIGITS}f}, rejected {rejected_score:.{RM_DIGITS}f}]"
     return preference_record(query.category, prompt, chosen.text, rejected.text, reason)
 
 
+@dataclass
+class Prepared:
+    """One batch after its generation half: gold verdicts known, candidates drawn for the sound queries."""
+
+    batch: list[tuple[str, Query]]
+    known: dict[tuple[int, str], VerifierResult]  # (query, text) -> verdict: each text is verified once
+    sound: list[int]  # queries whose gold (if any) passed their reference
+    generated: list[list[Candidate]]  # candidates of each sound query, in `sound` order
+
+
+def prepare_batch(batch: list[tuple[str, Query]], generator: Generator,
+                  verify_batch: VerifyBatch = verify_each, k: int = 1) -> Prepared:
+    """The generation half of a batch: check each gold answer against its reference, then draw k candidates for
+    the sound queries. Runs ahead of `finish_batch` in the scaled engine (data_builders.engine)."""
+    queries = [query for _, query in batch]
+    known: dict[tuple[int, str], VerifierResult] = {}
+    golds = [i for i, q in enumerate(queries) if q.gold is not None]
+    for i, result in zip(golds, verify_batch([(queries[i].gold, queries[i].reference) for i in golds]),
+                         strict=True):
+        known[(i, queries[i].gold)] = result
+    sound = [i for i in range(len(queries)) if queries[i].gold is None or known[(i, queries[i].gold)].passed]
+    generated = generator.generate([queries[i] for i in sound], k) if sound else []
+    return Prepared(list(batch), known, sound, generated)
+
+
+def finish_batch(prepared: Prepared, stats: AreaStats, verify_batch: VerifyBatch = verify_each,
+                 scorer: Scorer | None = None) -> list[tuple[str, dict]]:
+    """The verification half: verify every candidate, count, and make each query's row; (split, row) in batch
+    order. With `scorer` (reward-guided rejection sampling), every verified candidate is scored by the reward
+    model and the rows are chosen by that score (see `_row`)."""
+    batch, known, sound = prepared.batch, prepared.known, prepared.sound
+    queries = [query for _, query in batch]
+    if len(sound) < len(queries):
+        stats.dropped["reference rejects its gold answer"] += len(queries) - len(sound)
+    out: list[tuple[str, dict]] = []
+    if sound:
+        flat = [(i, c) for i, cands in zip(sound, prepared.generated, strict=True) for c in cands]
+        todo = list(dict.fromkeys((i, c.text) for i, c in flat if (i, c.text) not in known))
+        known.update(zip(todo, verify_batch([(text, queries[i].reference) for i, text in todo]), strict=True))
+        results = [known[(i, c.text)] for i, c in flat]
+        per_query: dict[int, list[tuple[Candidate, VerifierResult]]] = {i: [] for i in sound}
+        for (i, candidate), result in zip(flat, results, strict=True):
+            per_query[i].append((candidate, result))
+            stats.candidates += 1
+            stats.passed += result.passed
+            if not result.passed:
+                stats.failures[reason_tag(result)] += 1
+        scores = _rm_scores(scorer, queries, per_query) if scorer is not None else {}
+        for i in sound:
+            split, query = batch[i]
+            row = _row(split, query, per_query[i], stats, scores.get(i))
+            if row is not None:
+                out.append((split, row))
+                stats.rows[split] += 1
+    stats.queries += len(batch)
+    return out
+
+
 def build_split_rows(area: str, splits: dict[str, list[Query]], generator: Generator, k: int, stats: AreaStats,
-                     verify_batch: VerifyBatch = verify_each, progress: bool = True) -> dict[str, list[dict]]:
+                     verify_batch: VerifyBatch = verify_each, progress: bool = True,
+                     scorer: Scorer | None = None) -> dict[str, list[dict]]:
     """Rows of every split of one area, with `stats` counting what was kept and dropped and why."""
     jobs = [(split, query) for split, queries in splits.items() for query in queries]
     out: dict[str, list[dict]] = {split: [] for split in splits}
     bar = tqdm(total=len(jobs), desc=f"{area:>16}", unit="query", disable=not progress, leave=True)
     for start in range(0, len(jobs), BATCH):
         batch = jobs[start : start + BATCH]
-        queries = [query for _, query in batch]
-        known: dict[tuple[int, str], VerifierResult] = {}  # (query, text) -> verdict: each text is verified once
-        golds = [i for i, q in enumerate(queries) if q.gold is not None]
-        for i, result in zip(golds, verify_batch([(queries[i].gold, queries[i].reference) for i in golds]),
-                             strict=True):
-            known[(i, queries[i].gold)] = result
-        sound = [i for i in range(len(queries)) if queries[i].gold is None or known[(i, queries[i].gold)].passed]
-        if len(sound) < len(queries):
-            stats.dropped["reference rejects its gold answer"] += len(queries) - len(sound)
-        if sound:
-            generated = generator.generate([queries[i] for i in sound], k)
-            flat = [(i, c) for i, cands in zip(sound, generated, strict=True) for c in cands]
-            todo = list(dict.fromkeys((i, c.text) for i, c in flat if (i, c.text) not in known))
-            known.update(zip(todo, verify_batch([(text, queries[i].reference) for i, text in todo]), strict=True))
-            results = [known[(i, c.text)] for i, c in flat]
-            per_query: dict[int, list[tuple[Candidate, VerifierResult]]] = {i: [] for i in sound}
-            for (i, candidate), result in zip(flat, results, strict=True):
-                per_query[i].append((candidate, result))
-                stats.candidates += 1
-                stats.passed += result.passed
-                if not result.passed:
-                    stats.failures[reason_tag(result)] += 1
-            for i in sound:
-                split, query = batch[i]
-                row = _row(split, query, per_query[i], stats)
-                if row is not None:
-                    out[split].append(row)
-                    stats.rows[split] += 1
-        stats.queries += len(batch)
+        for split, row in finish_batch(prepare_batch(batch, generator, verify_batch, k), stats, verify_batch, scorer):
+            out[split].append(row)
         bar.update(len(batch))
     bar.close()
     return out

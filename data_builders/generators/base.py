@@ -17,6 +17,7 @@ class Candidate:
 
     text: str
     kind: str = "sampled"
+    tokens: int | None = None  # tokens generated, when the backend counts them (HF, OpenAI usage); else None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,11 @@ class HFGenerator:
         self.batch_size = batch_size
         torch.manual_seed(seed)
 
+    def reseed(self, seed: int) -> None:
+        """Restart sampling from `seed`: the scaled engine reseeds per chunk, so a chunk redone after a crash draws
+        the same candidates."""
+        torch.manual_seed(seed)
+
     def generate(self, queries: Sequence[Query], k: int) -> list[list[Candidate]]:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -50,5 +55,7 @@ class HFGenerator:
             desc="hf generator", progress=False,
         )  # fmt: skip
         per_query = k if sample else 1
-        return [[Candidate(text) for text in texts[i * per_query : (i + 1) * per_query] * (k // per_query)]
+        counted = [Candidate(text, tokens=len(self.tokenizer(text, add_special_tokens=False).input_ids))
+                   for text in texts]
+        return [[candidate for candidate in counted[i * per_query : (i + 1) * per_query] * (k // per_query)]
                 for i in range(len(queries))]

@@ -36,7 +36,8 @@ class ChatStub:
                 else:
                     choices = [{"index": i, "message": {"role": "assistant", "content": text}}
                                for i, text in enumerate(texts)]
-                    payload = json.dumps({"choices": choices}).encode()
+                    usage = {"completion_tokens": sum(len(text.split()) for text in texts)}  # words as tokens
+                    payload = json.dumps({"choices": choices, "usage": usage}).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")

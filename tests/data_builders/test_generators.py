@@ -83,7 +83,7 @@ def test_http_retries_after_timeout(stub):
 
 @pytest.mark.parametrize("stub", [["500", "500", "500"]], indirect=True)
 def test_http_gives_up_after_max_retries(stub):
-    with pytest.raises(EndpointError, match="gave up after 3 attempts; last: HTTP 500"):
+    with pytest.raises(EndpointError, match=r"gave up after 3 attempts over 1 server\(s\); last: .*HTTP 500"):
         generator(stub.url).generate([query("doomed")], 1)
 
 
@@ -101,8 +101,31 @@ def test_http_asks_again_when_server_ignores_n(stub):
 
 
 def test_http_refuses_bad_url():
-    with pytest.raises(ValueError, match="base_url must start with http"):
+    with pytest.raises(ValueError, match="base_url must be a URL starting with http"):
         OpenAIGenerator("localhost:8000", "m")
+    with pytest.raises(ValueError, match="base_url must be a URL starting with http"):
+        OpenAIGenerator([], "m")
+
+
+def test_http_round_robins_over_servers_and_fails_over_from_a_dead_one(chat_stub):
+    healthy = [chat_stub(scripted([])) for _ in range(2)]
+    broken = chat_stub(lambda body, index: (503, None, 0.0))
+    gen = generator([healthy[0].url, broken.url, healthy[1].url], max_retries=2)
+    out = gen.generate([query(f"q{i}") for i in range(9)], 2)
+    assert [len(cands) for cands in out] == [2] * 9
+    # 9 requests start at servers 0, 1, 2, 0, ...: the 3 that start at the broken one fail over to the next
+    assert len(broken.bodies) == 3 and gen.failovers == {broken.url + "/chat/completions": 3}
+    assert len(healthy[0].bodies) == 3 and len(healthy[1].bodies) == 6
+    # usage: the stub counts words as tokens ("q0 #1.0" is 2 words); each candidate carries its share
+    assert all(c.tokens == 2 for cands in out for c in cands) and gen.tokens == 36
+
+
+def test_http_gives_up_when_every_server_fails(chat_stub):
+    dead = [chat_stub(lambda body, index: (500, None, 0.0)) for _ in range(2)]
+    gen = generator([s.url for s in dead], max_retries=3)
+    with pytest.raises(EndpointError, match=r"gave up after 4 attempts over 2 server\(s\)"):
+        gen.generate([query("doomed")], 1)
+    assert [len(s.bodies) for s in dead] == [2, 2]
 
 
 @pytest.mark.e2e  # generates with the micro model
