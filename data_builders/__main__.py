@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             report = build_scaled(config)
             if report.get("submitted"):
                 print(f"data_builders: build and merge jobs submitted; work in {report['work_dir']}")
+            elif report.get("partial"):
+                print(f"data_builders: this machine's tasks are done; {report['units_left']} of {report['units']} "
+                      f"units are still being built elsewhere (work in {report['work_dir']}); run the same command "
+                      "again once they are, and it merges")
             else:
                 print(scaled_summary(config, report))
             return 0

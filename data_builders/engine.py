@@ -56,6 +56,7 @@ import heapq
 import json
 import math
 import queue
+import re
 import shutil
 import sys
 import threading
@@ -72,7 +73,7 @@ from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 from tqdm import tqdm
 
-from data_builders.builders import area_module
+from data_builders.builders import area_module, guided_areas, make_scorer
 from data_builders.builders.sampling import (
     BATCH,
     AreaStats,
@@ -89,7 +90,6 @@ from data_builders.generators import Candidate, make_generator
 from data_builders.mixture import _percentile, _rank, histogram_png, parse_mixture, quotas
 from data_builders.seeds import count_lines
 from data_builders.writer import FEATURES, MANIFEST, schema_of
-from reward.client import RewardClient
 from stagekit.atomic import staged_dir, write_atomic
 from verifiers.tokens import approx_tokens, count_tokens
 
@@ -102,6 +102,9 @@ CONFIG_FILE = "config.json"
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 MIXTURE_PNG = "mixture.png"
 PROGRESS_EVERY_S = 2.0
+# several machines sharing the work dir, each running `local_tasks` tasks from `local_rank_offset` (datatrove's)
+LOCAL_OPTIONS = frozenset({"local_tasks", "local_rank_offset"})
+_LINE_SUFFIX = re.compile(r"(:\d+)+$")
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class Unit:
     start: int = 0
     stop: int | None = None
     block: int = 0
-    count: int = 0
+    count: int = 0  # queries (procedural) or seed lines (sources; 0 when unknown): the progress bar's total
 
     @property
     def name(self) -> str:
@@ -148,7 +151,9 @@ def plan_units(config: DataConfig, engine: EngineConfig) -> list[Unit]:
             pieces = max(1, math.ceil(lines / size)) if only_seeds else 1
             for piece in range(pieces):
                 stop = (piece + 1) * size if only_seeds and piece < pieces - 1 else None
-                units.append(Unit(name, "sources", index, start=piece * size if only_seeds else 0, stop=stop))
+                start = piece * size if only_seeds else 0
+                lines_here = (min(stop, lines) if stop is not None else lines) - start if only_seeds else 0
+                units.append(Unit(name, "sources", index, start=start, stop=stop, count=max(0, lines_here)))
                 index += 1
         for block in range(math.ceil(area.procedural / size)):
             count = min(size, area.procedural - block * size)
@@ -265,11 +270,11 @@ def run_unit(config: DataConfig, engine: EngineConfig, unit: Unit, work: WorkDir
                 break
             stats = AreaStats()
             start = time.perf_counter()
-            rows = finish_batch(prepared, stats, verify_batch, scorer if unit.area in engine_guided(config) else None)
+            rows = finish_batch(prepared, stats, verify_batch, scorer if unit.area in guided_areas(config) else None)
             verify_s = time.perf_counter() - start
             lines = "".join(json.dumps({"split": split, "row": row}, ensure_ascii=False) + "\n" for split, row in rows)
             write_atomic(work.chunk_rows(unit, c), lines)
-            sources = Counter(row.get("source", "") for split, row in rows if split == "sft")
+            sources = Counter(source_of(row) for split, row in rows if split == "sft")
             record = {**stats.as_dict(), "sources": dict(sorted(sources.items())),
                       "tokens": _candidate_tokens(prepared.generated),
                       "generate_s": round(generate_s, 3), "verify_s": round(verify_s, 3)}
@@ -285,16 +290,10 @@ def run_unit(config: DataConfig, engine: EngineConfig, unit: Unit, work: WorkDir
                                               "dropped": dict(sorted(dropped.items()))}, sort_keys=True))
 
 
-def engine_guided(config: DataConfig) -> frozenset[str]:
-    """Areas whose rejection sampling the reward model guides (`guidance.areas`)."""
-    return frozenset(config.guidance.get("areas", [])) if config.guidance else frozenset()
-
-
-def make_scorer(config: DataConfig):
-    """The reward service's client for guided areas, or None."""
-    if not config.guidance:
-        return None
-    return RewardClient(config.guidance["url"], timeout=float(config.guidance.get("timeout_s", 60.0)))
+def source_of(row: dict) -> str:
+    """A row's source without its line or row number ("seed:gsm8k:gsm8k_train.jsonl:12" -> "seed:gsm8k:
+    gsm8k_train.jsonl"): the report counts rows per source file, not per line."""
+    return _LINE_SUFFIX.sub("", row.get("source", ""))
 
 
 class BuildUnits(PipelineStep):
@@ -506,7 +505,7 @@ def merge(config: DataConfig, engine: EngineConfig, work: WorkDir) -> Path:
                     removed["contaminated"][row["category"]] += 1
                     continue
                 if split == "sft":
-                    sources[row["source"]] += 1
+                    sources[source_of(row)] += 1
                     pending_sft.append(row)
                     if len(pending_sft) >= BATCH:
                         flush_sft()
@@ -600,7 +599,7 @@ class Progress:
 
     def __init__(self, config: DataConfig, engine: EngineConfig, work: WorkDir, enabled: bool = True) -> None:
         self.units, self.work, self.enabled = plan_units(config, engine), work, enabled
-        self.total = sum(u.count for u in self.units if u.kind == "procedural")  # source units add as they start
+        self.total = sum(u.count for u in self.units)  # seed lines stand in for their queries
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="progress", daemon=True)
         self.bar = None
@@ -657,8 +656,13 @@ def executors(config: DataConfig, engine: EngineConfig, work: WorkDir):
     build = [BuildUnits(settings, engine_settings, str(work.root))]
     merge_step = [MergeUnits(settings, engine_settings, str(work.root))]
     if engine.executor == "local":
+        unknown = sorted(set(engine.options) - LOCAL_OPTIONS)
+        if unknown:
+            raise ValueError(f"config key 'engine.options': the local executor takes {sorted(LOCAL_OPTIONS)} "
+                             f"(unknown: {unknown})")
         first = LocalPipelineExecutor(build, tasks=engine.tasks, workers=engine.workers,
-                                      logging_dir=str(work.logs("build", engine.tasks)), start_method="spawn")
+                                      logging_dir=str(work.logs("build", engine.tasks)), start_method="spawn",
+                                      **engine.options)
         second = LocalPipelineExecutor(merge_step, tasks=1, workers=1, logging_dir=str(work.logs("merge", 1)),
                                        depends=first)
         return first, second
@@ -684,7 +688,12 @@ def work_dir_of(config: DataConfig, engine: EngineConfig) -> WorkDir:
 
 def build_scaled(config: DataConfig, progress: bool = True) -> dict:
     """Run the build and merge jobs (resuming any earlier attempt of the same config); returns the report plus
-    the run's timings and throughput (`seconds`, `tokens`, `tokens_per_s`, `generate_s`, `verify_s`)."""
+    the run's timings and throughput (`seconds`, `tokens`, `tokens_per_s`, `generate_s`, `verify_s`).
+
+    Slurm/Ray: the jobs are submitted and {"submitted": True} returned. With `engine.options.local_tasks` (several
+    machines over one shared work dir, each running its slice of the tasks) a machine whose slice is done while
+    others still build returns {"partial": True, "units_left": n}; the same command run once every slice is done
+    merges."""
     engine = parse_engine(config.engine)
     work = work_dir_of(config, engine)
     work.claim(settings_of(config))
@@ -695,6 +704,9 @@ def build_scaled(config: DataConfig, progress: bool = True) -> dict:
         build.run()
         if engine.executor != "local":  # Slurm/Ray jobs were submitted; the merge job is queued after them
             return {"submitted": True, "work_dir": str(work.root)}
+    left = [u for u in tracker.units if not work.done(u).is_file()]
+    if left:  # this machine ran its share (engine.options.local_tasks); another still has units to build
+        return {"partial": True, "work_dir": str(work.root), "units_left": len(left), "units": len(tracker.units)}
     totals = tracker.totals()
     merge_job.run()
     out = Path(config.output_dir)

@@ -24,11 +24,12 @@ import importlib
 from collections import Counter
 from collections.abc import Callable
 
-from data_builders.builders.sampling import AreaStats, assign_splits, build_split_rows, verify_each
+from data_builders.builders.sampling import AreaStats, Scorer, assign_splits, build_split_rows, verify_each
 from data_builders.config import AreaConfig, DataConfig
 from data_builders.generators import Generator, make_generator
+from reward.client import RewardClient
 
-__all__ = ["AreaStats", "area_module", "build_area", "build_areas"]
+__all__ = ["AreaStats", "area_module", "build_area", "build_areas", "guided_areas", "make_scorer"]
 
 
 def area_module(name: str):
@@ -36,9 +37,22 @@ def area_module(name: str):
     return importlib.import_module(f"data_builders.builders.{name}")
 
 
+def make_scorer(config: DataConfig) -> RewardClient | None:
+    """The reward service's client for reward-guided rejection sampling (`config.guidance`), or None."""
+    if not config.guidance:
+        return None
+    return RewardClient(config.guidance["url"], timeout=float(config.guidance.get("timeout_s", 60.0)))
+
+
+def guided_areas(config: DataConfig) -> frozenset[str]:
+    """Areas whose rejection sampling the reward model guides (`guidance.areas`)."""
+    return frozenset(config.guidance.get("areas", [])) if config.guidance else frozenset()
+
+
 def build_area(name: str, area: AreaConfig, generator: Generator, seed: int,
-               progress: bool = True) -> tuple[dict[str, list[dict]], AreaStats]:
-    """Rows per split of one area (`area` is its parsed config) and what was kept and dropped."""
+               progress: bool = True, scorer: Scorer | None = None) -> tuple[dict[str, list[dict]], AreaStats]:
+    """Rows per split of one area (`area` is its parsed config) and what was kept and dropped; with `scorer`,
+    passing candidates are chosen by reward-model score (builders/sampling.py `_row`)."""
     module = area_module(name)
     queries, dropped = module.make_queries(area, seed, generator=generator)
     if hasattr(module, "response_generator"):  # e.g. long: the document is the response; logic: refinement
@@ -46,7 +60,7 @@ def build_area(name: str, area: AreaConfig, generator: Generator, seed: int,
     splits = assign_splits(queries, area.splits, seed, name)
     verify_batch: Callable = module.batch_verifier(area) if hasattr(module, "batch_verifier") else verify_each
     stats = AreaStats(dropped=Counter(dropped))
-    rows = build_split_rows(name, splits, generator, area.k, stats, verify_batch, progress=progress)
+    rows = build_split_rows(name, splits, generator, area.k, stats, verify_batch, progress=progress, scorer=scorer)
     return rows, stats
 
 
@@ -54,10 +68,12 @@ def build_areas(config: DataConfig, generator: Generator | None = None,
                 progress: bool = True) -> tuple[dict[str, list[dict]], dict[str, AreaStats]]:
     """Every configured area (in the order of `config.AREAS`), its rows gathered by split, and each area's stats."""
     generator = generator or make_generator(config.generator, seed=config.seed)
+    scorer, guided = make_scorer(config), guided_areas(config)
     splits: dict[str, list[dict]] = {}
     stats: dict[str, AreaStats] = {}
     for name, area in config.area_configs().items():
-        rows, stats[name] = build_area(name, area, generator, config.seed, progress=progress)
+        rows, stats[name] = build_area(name, area, generator, config.seed, progress=progress,
+                                       scorer=scorer if name in guided else None)
         for split, split_rows in rows.items():
             splits.setdefault(split, []).extend(split_rows)
     return splits, stats

@@ -30,7 +30,7 @@ AREAS = {
 
 
 def config_file(tmp_path: Path, name: str, engine: dict, areas: dict = AREAS, **extra) -> Path:
-    values = {"output_dir": str(tmp_path / name), "seed": 0, **ZERO, "areas": areas, "engine": engine, **extra}
+    values = {"output_dir": str(tmp_path / name), "seed": 0, **ZERO, "areas": areas, "engine": engine} | extra
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(values), encoding="utf-8")
     return path
@@ -148,6 +148,23 @@ def test_seed_files_are_cut_into_slices_that_cover_every_line(tmp_path):
     rows = [json.loads(line)["row"] for unit in units for c in range(3)
             if work.chunk_rows(unit, c).is_file() for line in work.chunk_rows(unit, c).read_text().splitlines()]
     assert sorted(int(r["source"].rsplit(":", 1)[1]) for r in rows) == list(range(1, 26))
+
+
+def test_two_machines_split_the_tasks_and_the_last_one_merges(tmp_path, capsys):
+    """Datatrove's local_tasks/local_rank_offset: each "machine" runs its slice of the 2 tasks over one work dir;
+    the first finds units left and does not merge; the second completes the build, then merges."""
+    areas = {"math": {"procedural": 60, "k": 2}, "logic": {"procedural": 40, "k": 2}}
+    machine = [config_file(tmp_path, f"machine{rank}", {"tasks": 2, "unit_queries": 30, "chunk": 16,
+                                                       "options": {"local_tasks": 1, "local_rank_offset": rank}},
+                           areas, output_dir=str(tmp_path / "out")) for rank in (0, 1)]
+    assert main(["--config", str(machine[0])]) == 0
+    assert "2 of 4 units are still being built elsewhere" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+    assert main(["--config", str(machine[1])]) == 0
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["areas"]["math"]["queries"] == 60
+    whole = config_file(tmp_path, "whole", {"tasks": 2, "unit_queries": 30, "chunk": 16}, areas)
+    assert main(["--config", str(whole)]) == 0
+    assert files(tmp_path / "out") == files(tmp_path / "whole")
 
 
 def test_a_work_dir_of_another_config_is_refused(tmp_path, capsys):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from data_builders.builders import build_areas
 from data_builders.config import DataConfig
 from data_builders.engine import build_scaled
 from reward.app import create_app
@@ -41,6 +42,12 @@ def test_a_guided_build_keeps_the_services_scores_and_picks_hard_negatives(tmp_p
             assert float(SCORES.search(pair["reason"]).group(2)) == pytest.approx(result["reward"], abs=2e-4)
         sft = _read(tmp_path / "guided" / "sft.jsonl")
         assert sft and all("reward_model" in json.loads(r["verification"]["details"]) for r in sft)
+        # the in-memory builder (no engine) is guided the same way
+        in_memory = DataConfig(output_dir=str(tmp_path / "mem"), **ZERO, areas=AREAS,
+                               guidance={"url": url, "areas": ["math"]})
+        rows, _ = build_areas(in_memory, progress=False)
+        assert rows["sft"] and all("reward_model" in json.loads(r["verification"]["details"]) for r in rows["sft"])
+        assert all(SCORES.search(p["reason"]) for p in rows["preference"])
     plain_pairs = {p["id"]: p["rejected"][0]["content"] for p in _read(tmp_path / "plain" / "preference.jsonl")}
     changed = sum(plain_pairs.get(p["id"]) not in (None, p["rejected"][0]["content"]) for p in pairs)
     assert changed > 0  # the hard negative is not simply the first failing candidate
