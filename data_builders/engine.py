@@ -29,7 +29,10 @@ input does not depend on the task count. Per row it applies these steps:
   evaluation sets;
 - the mixture's per-area cut, as two passes over the filtered SFT rows.
 
-Rows stream to `<split>.jsonl`, then to a `datasets` directory per split. Both sit beside `manifest.json`,
+Memory: units, chunks and the merge's row stream are bounded; what grows with the build is one 12-byte key per
+prompt (the cross-split check) and, with `filters.dedup`, the MinHash signature of every kept SFT row (~1 KB
+each: the near-duplicate index must see all of them). Rows stream to `<split>.jsonl`, then to a `datasets`
+directory per split. Both sit beside `manifest.json`,
 `report.json` and `report.md`: counts per area, per rejection reason and per source, plus the decontamination hits
 and the duplicate removals. Timings go only to the printed summary, so the output is byte-identical for 1 and N
 tasks. The work directory (`<output_dir>.work`) is removed once the output is in place. It holds the config it was
@@ -603,20 +606,33 @@ class Progress:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="progress", daemon=True)
         self.bar = None
+        self.finished: dict[Unit, dict] = {}  # totals of units with a done.json: read once
+
+    @staticmethod
+    def _empty() -> dict:
+        return {"queries": 0, "rows": 0, "candidates": 0, "passed": 0, "tokens": 0, "failures": Counter(),
+                "generate_s": 0.0, "verify_s": 0.0}
+
+    @staticmethod
+    def _add(out: dict, chunk: dict) -> None:
+        for key in ("queries", "candidates", "passed", "tokens", "generate_s", "verify_s"):
+            out[key] += chunk[key]
+        out["rows"] += sum(chunk["rows"].values())
+        out["failures"].update(chunk["failures"])
 
     def totals(self) -> dict:
-        out = {"queries": 0, "rows": 0, "candidates": 0, "passed": 0, "tokens": 0, "failures": Counter(),
-               "generate_s": 0.0, "verify_s": 0.0}
+        out = self._empty()
         for unit in self.units:
+            if unit in self.finished:
+                self._add(out, self.finished[unit])
+                continue
+            done = self.work.done(unit).is_file()
+            mine = self._empty()
             for chunk in unit_stats(self.work, unit):
-                out["queries"] += chunk["queries"]
-                out["rows"] += sum(chunk["rows"].values())
-                out["candidates"] += chunk["candidates"]
-                out["passed"] += chunk["passed"]
-                out["tokens"] += chunk["tokens"]
-                out["failures"].update(chunk["failures"])
-                out["generate_s"] += chunk["generate_s"]
-                out["verify_s"] += chunk["verify_s"]
+                self._add(mine, chunk)
+            if done:
+                self.finished[unit] = {**mine, "rows": Counter({"all": mine["rows"]})}
+            self._add(out, {**mine, "rows": {"all": mine["rows"]}})
         return out
 
     def _loop(self) -> None:
