@@ -299,15 +299,19 @@ def source_of(row: dict) -> str:
     return _LINE_SUFFIX.sub("", row.get("source", ""))
 
 
-class BuildUnits(PipelineStep):
-    """Datatrove step: task `rank` of `world_size` builds units rank, rank + world_size, ..."""
-
-    name = "🧪 verified units"
-    type = "BUILD"
+class _EngineStep(PipelineStep):
+    """A datatrove step carrying the build's settings as plain dicts (what the executors pickle to their tasks)."""
 
     def __init__(self, config: dict, engine: dict, work_dir: str) -> None:
         super().__init__()
         self.config, self.engine, self.work_dir = config, engine, work_dir
+
+
+class BuildUnits(_EngineStep):
+    """Datatrove step: task `rank` of `world_size` builds units rank, rank + world_size, ..."""
+
+    name = "🧪 verified units"
+    type = "BUILD"
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         config = DataConfig(**self.config)
@@ -325,15 +329,11 @@ class BuildUnits(PipelineStep):
             yield from data
 
 
-class MergeUnits(PipelineStep):
+class MergeUnits(_EngineStep):
     """Datatrove step (one task): join every unit's rows in plan order, filter, mix, write the output."""
 
     name = "🧩 merge, filter, write"
     type = "MERGE"
-
-    def __init__(self, config: dict, engine: dict, work_dir: str) -> None:
-        super().__init__()
-        self.config, self.engine, self.work_dir = config, engine, work_dir
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         merge(DataConfig(**self.config), parse_engine(self.engine), WorkDir(self.work_dir))

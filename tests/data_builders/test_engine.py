@@ -17,7 +17,7 @@ import yaml
 from data_builders.__main__ import main
 from data_builders.config import DataConfig, parse_engine
 from data_builders.engine import Unit, WorkDir, build_scaled, plan_units, run_unit
-from data_builders.generators import ProceduralGenerator
+from data_builders.generators import ProceduralGenerator, make_generator
 
 REPO = Path(__file__).resolve().parents[2]
 ZERO = {f"{split}_size": 0 for split in ("sft", "preference", "preference_eval", "rl_queries", "heldout")}
@@ -255,3 +255,41 @@ def test_build_scaled_reports_counts_per_reason_and_source(tmp_path):
     assert report["sources"] == {"procedural:arithmetic": report["splits"]["sft"]}
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Candidates rejected, by reason" in md and "| math | wrong final answer |" in md
+
+
+class Recording:
+    """A generator wrapper that keeps every candidate text it hands out, call by call (reseed passes through)."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.calls = inner, inner.name, []
+
+    def reseed(self, seed: int) -> None:
+        self.inner.reseed(seed)
+
+    def generate(self, queries, k):
+        out = self.inner.generate(queries, k)
+        self.calls.append([[c.text for c in cands] for cands in out])
+        return out
+
+
+@pytest.mark.e2e  # generates with the micro model
+def test_a_redone_chunk_repeats_the_hf_backends_samples(tmp_path, micro_base):
+    """The HF backend is reseeded per chunk, so a chunk generated again after a crash draws the same samples, even
+    though other chunks were generated in between (the torch RNG has moved on)."""
+    generator = {"backend": "hf", "model_path": str(micro_base), "max_new_tokens": 8, "temperature": 1.0,
+                 "batch_size": 8}
+    config = DataConfig(output_dir=str(tmp_path / "out"), **ZERO, generator=generator,
+                        areas={"math": {"procedural": 24, "k": 2, "splits": {"sft": 0.5, "preference": 0.5}}})
+    engine = parse_engine({"chunk": 8})
+    (unit,) = plan_units(config, engine)
+    work = WorkDir(tmp_path / "work")
+    model = make_generator(generator, seed=0)
+    first = Recording(model)
+    run_unit(config, engine, unit, work, first)
+    assert len(first.calls) == 3 and first.calls[0] != first.calls[1]
+    assert all(json.loads(work.chunk_stats(unit, c).read_text())["tokens"] > 0 for c in range(3))
+    work.done(unit).unlink()
+    work.chunk_stats(unit, 1).unlink()  # killed before chunk 1's mark
+    again = Recording(model)
+    run_unit(config, engine, unit, work, again)
+    assert again.calls == [first.calls[1]]
