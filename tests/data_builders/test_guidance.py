@@ -49,8 +49,8 @@ class HandScorer:
         return [{"reward": SCORE[item["response"]]} for item in items]
 
 
-def rows(split: str, scorer=None) -> list[dict]:
-    stats = AreaStats()
+def rows(split: str, scorer=None, stats: AreaStats | None = None) -> list[dict]:
+    stats = AreaStats() if stats is None else stats
     prepared = prepare_batch([(split, QUERY)], Scripted(), k=4)
     return [row for _, row in finish_batch(prepared, stats, scorer=scorer)]
 
@@ -71,9 +71,20 @@ def test_reward_guidance_keeps_the_best_passing_candidate_and_the_hard_negative(
     # every candidate was scored once, without the reference (the reward model's own judgement)
     assert [item["response"] for item in scorer.items] == [text for text, _ in TEXTS.values()]
     assert all(item["reference"] is None and item["prompt"] == list(QUERY.messages) for item in scorer.items)
-    (pair,) = rows("preference", HandScorer())
+    stats = AreaStats()
+    (pair,) = rows("preference", HandScorer(), stats)
     assert (pair["chosen"][0]["content"], pair["rejected"][0]["content"]) == (TEXTS["B"][0], TEXTS["D"][0])
     assert pair["reason"].endswith("[reward model: chosen 0.9000, rejected 0.7000]")
+    rows("sft", HandScorer(), stats)
+    # counted: guidance decided one pair and one SFT row, and chose otherwise than answer-only in both
+    assert stats.as_dict()["guidance"] == {"pairs": 1, "rejected_changed": 1, "sft": 1, "sft_changed": 1}
+    assert "guidance" not in rows_stats_unguided()
+
+
+def rows_stats_unguided() -> dict:
+    stats = AreaStats()
+    rows("sft", None, stats)
+    return stats.as_dict()
 
 
 def test_rl_query_rows_are_not_changed_by_guidance():
