@@ -692,6 +692,10 @@ def executors(config: DataConfig, engine: EngineConfig, work: WorkDir):
         return first, second
     if engine.executor == "slurm":
         options = dict(engine.options)
+        missing = [key for key in ("time", "partition") if key not in options]
+        if missing:
+            raise ValueError(f"config key 'engine.options': the slurm executor needs {missing} (e.g. "
+                             '{"time": "12:00:00", "partition": "cpu"}; any other SlurmPipelineExecutor option too)')
         first = SlurmPipelineExecutor(build, tasks=engine.tasks, workers=engine.workers,
                                       logging_dir=str(work.logs("build", engine.tasks)), job_name="qwenpost-data",
                                       **options)

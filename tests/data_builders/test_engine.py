@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from datatrove.executor import SlurmPipelineExecutor
 
 from data_builders.__main__ import main
 from data_builders.config import DataConfig, parse_engine
-from data_builders.engine import Unit, WorkDir, build_scaled, plan_units, run_unit
+from data_builders.engine import Unit, WorkDir, build_scaled, executors, plan_units, run_unit
 from data_builders.generators import ProceduralGenerator, make_generator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,6 +166,23 @@ def test_two_machines_split_the_tasks_and_the_last_one_merges(tmp_path, capsys):
     whole = config_file(tmp_path, "whole", {"tasks": 2, "unit_queries": 30, "chunk": 16}, areas)
     assert main(["--config", str(whole)]) == 0
     assert files(tmp_path / "out") == files(tmp_path / "whole")
+
+
+def test_the_slurm_jobs_are_built_with_the_options_and_the_merge_depends_on_the_build(tmp_path):
+    """No Slurm here: the executors are constructed (not submitted), which checks the wiring against datatrove's
+    signature; missing required options are named."""
+    config = DataConfig(output_dir=str(tmp_path / "out"), **ZERO, areas={"math": {"procedural": 8}})
+    engine = parse_engine({"executor": "slurm", "tasks": 16, "workers": 4,
+                           "options": {"time": "01:00:00", "partition": "cpu", "cpus_per_task": 2}})
+    build, merge_job = executors(config, engine, WorkDir(tmp_path / "work"))
+    assert isinstance(build, SlurmPipelineExecutor) and build.tasks == 16 and build.workers == 4
+    assert build.partition == "cpu" and build.cpus_per_task == 2 and merge_job.tasks == 1
+    assert merge_job.depends is build
+    with pytest.raises(ValueError, match=r"engine.options.*needs \['time'\]"):
+        executors(config, parse_engine({"executor": "slurm", "options": {"partition": "cpu"}}),
+                  WorkDir(tmp_path / "work"))
+    with pytest.raises(ValueError, match=r"local executor takes.*unknown: \['partition'\]"):
+        executors(config, parse_engine({"options": {"partition": "cpu"}}), WorkDir(tmp_path / "work"))
 
 
 def test_a_work_dir_of_another_config_is_refused(tmp_path, capsys):
