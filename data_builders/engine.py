@@ -385,6 +385,14 @@ class _Streams:
         self.hashes[split].update(line.encode())
         self.counts[split] += 1
 
+    def discard(self, split: str) -> Path:
+        """Close a split's file (flushing it) and forget it: a scratch split read back, then deleted (the
+        unmixed SFT rows the mixture cuts from). Returns its path."""
+        self.handles.pop(split).close()
+        self.counts.pop(split)
+        self.hashes.pop(split)
+        return self.folder / f"{split}.jsonl"
+
     def close(self) -> None:
         for handle in self.handles.values():
             handle.close()
@@ -524,11 +532,10 @@ def merge(config: DataConfig, engine: EngineConfig, work: WorkDir) -> Path:
                     streams.write(split, row)
         flush_sft()
         mixture_report = None
-        if mixture is not None:
-            mixture_report = _mix(streams, tmp / f"{sft_split}.jsonl", mixture, config.seed)
-            (tmp / f"{sft_split}.jsonl").unlink()
-            streams.counts.pop(sft_split, None)
-            streams.hashes.pop(sft_split, None)
+        if mixture is not None and sft_split in streams.handles:
+            unmixed = streams.discard(sft_split)  # flushed before it is read back
+            mixture_report = _mix(streams, unmixed, mixture, config.seed)
+            unmixed.unlink()
             (tmp / MIXTURE_PNG).write_bytes(histogram_png(mixture_report, approx=mixture.tokenizer is None))
             for area in mixture_report.values():
                 area["tokens"].pop("lengths")

@@ -19,6 +19,7 @@ from data_builders.__main__ import main
 from data_builders.config import DataConfig, parse_engine
 from data_builders.engine import Unit, WorkDir, build_scaled, executors, plan_units, run_unit
 from data_builders.generators import ProceduralGenerator, make_generator
+from data_builders.mixture import apply_mixture, parse_mixture
 
 REPO = Path(__file__).resolve().parents[2]
 ZERO = {f"{split}_size": 0 for split in ("sft", "preference", "preference_eval", "rl_queries", "heldout")}
@@ -311,3 +312,22 @@ def test_a_redone_chunk_repeats_the_hf_backends_samples(tmp_path, micro_base):
     again = Recording(model)
     run_unit(config, engine, unit, work, again)
     assert again.calls == [first.calls[1]]
+
+
+@pytest.mark.e2e  # two scaled builds
+def test_the_mixture_keeps_what_the_in_memory_mixture_keeps(tmp_path):
+    """The merge cuts the mixture in passes over the filtered SFT rows: the rows it keeps are the ones
+    `apply_mixture` keeps from the same rows (an unmixed build of the same config gives them)."""
+    areas = {"math": {"procedural": 160, "k": 4}, "logic": {"procedural": 120, "k": 4}}
+    mixture = {"weights": {"math": 0.7, "logic": 0.3}, "sft_rows": 90}
+    plain = config_file(tmp_path, "plain", {"chunk": 16}, areas, jsonl=True)
+    mixed = config_file(tmp_path, "mixed", {"chunk": 16}, areas, jsonl=True, mixture=mixture)
+    assert main(["--config", str(plain)]) == 0 and main(["--config", str(mixed)]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "plain" / "sft.jsonl").read_text().splitlines()]
+    expected, report = apply_mixture(rows, parse_mixture(mixture, list(areas)), seed=0)
+    kept = [json.loads(line) for line in (tmp_path / "mixed" / "sft.jsonl").read_text().splitlines()]
+    assert len(rows) > 90 and kept == expected
+    written = json.loads((tmp_path / "mixed" / "report.json").read_text())["mixture"]
+    for area in areas:  # the report counts every filtered SFT row of the area, and the same token lengths
+        assert (written[area]["built"], written[area]["kept"]) == (report[area]["built"], report[area]["kept"])
+        assert written[area]["tokens"] == {k: v for k, v in report[area]["tokens"].items() if k != "lengths"}
