@@ -86,7 +86,7 @@ def main() -> None:
         "procedural": args.queries, "k": args.k, "languages": ["python"], "splits": {"sft": 0.7, "preference": 0.3}}})
     engine = parse_engine({"chunk": args.chunk, "prefetch": args.prefetch, "unit_queries": args.queries})
     (unit,) = plan_units(config, engine)
-    jobs, _, _ = unit_jobs(config, unit, None)
+    jobs, _, _, _ = unit_jobs(config, unit, None)
     pools = {q.messages[-1]["content"]: [c.text for c in q.offline] for _, q in jobs}
     server, url = serve(pools, args.latency)
     generator = OpenAIGenerator(url, "stub", concurrency=256, timeout_s=120)

@@ -71,7 +71,6 @@ from pathlib import Path
 
 from datasets import Dataset
 from datasets.utils.tqdm import disable_progress_bars
-from datasketch import MinHashLSH
 from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 from tqdm import tqdm
@@ -88,7 +87,7 @@ from data_builders.builders.sampling import (
 from data_builders.config import AreaConfig, DataConfig, EngineConfig, parse_engine
 from data_builders.filters import make_critic, parse_filters, row_text
 from data_builders.filters.decontaminate import Decontaminator, read_eval_file
-from data_builders.filters.dedup import minhash
+from data_builders.filters.dedup import NearDuplicateIndex
 from data_builders.generators import Candidate, make_generator
 from data_builders.mixture import _percentile, _rank, histogram_png, parse_mixture, quotas
 from data_builders.seeds import count_lines
@@ -175,15 +174,15 @@ def unit_area(config: DataConfig, unit: Unit) -> tuple[AreaConfig, int]:
     return dataclasses.replace(area, **blank, procedural=unit.count), derived_seed(config.seed, unit.area, unit.block)
 
 
-def unit_jobs(config: DataConfig, unit: Unit, generator) -> tuple[list[tuple[str, object]], Counter, int]:
-    """(split, query) jobs of a unit in order, the queries its area dropped, and the unit's seed."""
+def unit_jobs(config: DataConfig, unit: Unit, generator) -> tuple[list[tuple[str, object]], Counter, AreaConfig, int]:
+    """(split, query) jobs of a unit in order, the queries its area dropped, and the area settings and seed that
+    made them (`unit_area`)."""
     area, seed = unit_area(config, unit)
-    module = area_module(unit.area)
-    queries, dropped = module.make_queries(area, seed, generator=generator)
+    queries, dropped = area_module(unit.area).make_queries(area, seed, generator=generator)
     if unit.kind == "sources":
         queries = queries[unit.start : unit.stop]
     splits = assign_splits(queries, area.splits, seed, unit.area)
-    return [(split, query) for split, qs in splits.items() for query in qs], Counter(dropped), seed
+    return [(split, query) for split, qs in splits.items() for query in qs], Counter(dropped), area, seed
 
 
 class WorkDir:
@@ -237,9 +236,9 @@ def run_unit(config: DataConfig, engine: EngineConfig, unit: Unit, work: WorkDir
     """Build one unit, chunk by chunk, skipping chunks already written; mark it done."""
     if work.done(unit).is_file():
         return
-    jobs, dropped, seed = unit_jobs(config, unit, generator)
-    area, _ = unit_area(config, unit)
+    jobs, dropped, area, seed = unit_jobs(config, unit, generator)
     module = area_module(unit.area)
+    scorer = scorer if unit.area in guided_areas(config) else None
     respond = module.response_generator(area, generator, seed) if hasattr(module, "response_generator") else generator
     verify_batch = module.batch_verifier(area) if hasattr(module, "batch_verifier") else verify_each
     chunks = [jobs[i : i + engine.chunk] for i in range(0, len(jobs), engine.chunk)]
@@ -273,13 +272,11 @@ def run_unit(config: DataConfig, engine: EngineConfig, unit: Unit, work: WorkDir
                 break
             stats = AreaStats()
             start = time.perf_counter()
-            rows = finish_batch(prepared, stats, verify_batch, scorer if unit.area in guided_areas(config) else None)
+            rows = finish_batch(prepared, stats, verify_batch, scorer)
             verify_s = time.perf_counter() - start
             lines = "".join(json.dumps({"split": split, "row": row}, ensure_ascii=False) + "\n" for split, row in rows)
             write_atomic(work.chunk_rows(unit, c), lines)
-            sources = Counter(source_of(row) for split, row in rows if split == "sft")
-            record = {**stats.as_dict(), "sources": dict(sorted(sources.items())),
-                      "tokens": _candidate_tokens(prepared.generated),
+            record = {**stats.as_dict(), "tokens": _candidate_tokens(prepared.generated),
                       "generate_s": round(generate_s, 3), "verify_s": round(verify_s, 3)}
             write_atomic(work.chunk_stats(unit, c), json.dumps(record, sort_keys=True))
     finally:
@@ -470,10 +467,10 @@ def merge(config: DataConfig, engine: EngineConfig, work: WorkDir) -> Path:
     removed = {step: Counter() for step in ("duplicate_prompt", "critic", "near_duplicate", "contaminated")}
     areas: dict[str, AreaStats] = {}
     sources: Counter = Counter()
+    by_domain: Counter = Counter()  # DPO pairs per domain
     seen: set[bytes] = set()
-    near = None
-    if filters is not None and filters.dedup:
-        near = (MinHashLSH(threshold=filters.dedup_threshold, num_perm=filters.dedup_num_perm), {})
+    near = (NearDuplicateIndex(filters.dedup_threshold, filters.dedup_num_perm, filters.dedup_shingle)
+            if filters is not None and filters.dedup else None)
     out = Path(config.output_dir)
     disable_progress_bars()  # one bar per split of a streamed save is noise; the summary says what was written
     with staged_dir(out) as tmp:
@@ -488,16 +485,9 @@ def merge(config: DataConfig, engine: EngineConfig, work: WorkDir) -> Path:
                 if not accepted:
                     removed["critic"][row["category"]] += 1
                     continue
-                if near is not None:
-                    lsh, kept = near
-                    signature = minhash(row_text(row), filters.dedup_num_perm, filters.dedup_shingle)
-                    twins = [key for key in lsh.query(signature)
-                             if signature.jaccard(kept[key]) >= filters.dedup_threshold]
-                    if twins:
-                        removed["near_duplicate"][row["category"]] += 1
-                        continue
-                    lsh.insert(row["id"], signature)
-                    kept[row["id"]] = signature
+                if near is not None and near.add(row_text(row)) is not None:
+                    removed["near_duplicate"][row["category"]] += 1
+                    continue
                 streams.write(sft_split, row)
             pending_sft.clear()
 
@@ -514,8 +504,7 @@ def merge(config: DataConfig, engine: EngineConfig, work: WorkDir) -> Path:
                 stats.failures.update(chunk["failures"])
                 stats.guidance.update(chunk.get("guidance", {}))
             for split, row in unit_rows(work, unit):
-                key = hashlib.sha256(f"{row['category']}\n{json.dumps(row.get('prompt') or row['messages'][:-1])}"
-                                     .encode()).digest()[:12]
+                key = bytes.fromhex(row["id"])  # records.record_id: the category and the prompt, hashed
                 if key in seen:
                     removed["duplicate_prompt"][row["category"]] += 1
                     continue
@@ -530,6 +519,8 @@ def merge(config: DataConfig, engine: EngineConfig, work: WorkDir) -> Path:
                         flush_sft()
                 else:
                     streams.write(split, row)
+                    if split in ("preference", "preference_eval"):
+                        by_domain[DPO_DOMAINS.get(row["category"], row["category"])] += 1
         flush_sft()
         mixture_report = None
         if mixture is not None and sft_split in streams.handles:
@@ -553,11 +544,6 @@ def merge(config: DataConfig, engine: EngineConfig, work: WorkDir) -> Path:
                 _save_split(tmp, split, entries[split]["sha256"])
         filter_report = {step: dict(sorted(c.items())) for step, c in removed.items()}
         filter_report["eval_samples"] = len(tests)
-        by_domain = Counter()
-        for split in ("preference", "preference_eval"):
-            if split in entries:
-                for row in _jsonl_rows(tmp / f"{split}.jsonl"):
-                    by_domain[DPO_DOMAINS.get(row["category"], row["category"])] += 1
         report = {"areas": {name: s.as_dict() for name, s in areas.items()},
                   "splits": {split: e["rows"] for split, e in entries.items()},
                   "preference_by_domain": dict(sorted(by_domain.items())),
@@ -773,9 +759,7 @@ def dry_run(config: DataConfig) -> str:
     totals: Counter = Counter()
     domains: Counter = Counter()
     for name, area in config.area_configs().items():
-        seeds = sum(count_lines(path) for path in area.seed_files)
-        if area.max_seed_queries is not None:
-            seeds = min(seeds, area.max_seed_queries)
+        seeds = sum(u.count for u in units if u.area == name and u.kind == "sources")  # seed lines, as planned
         queries = seeds + area.procedural
         share = sum(area.splits.values())
         per_split = {split: round(queries * area.splits.get(split, 0) / share) for split in SPLIT_ORDER}

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from datasets import Dataset, load_from_disk
 
+from data_builders.config import MATH_INSTRUCTION  # the prompt the math data is built with, so eval matches it
 from data_builders.seeds import parse_code, parse_math, read_jsonl
 from evals.passkey import PASSKEY_DEFAULT, load_passkey, prepare_passkey, score_passkey
 from qwen25.attention.dca import parse_dca
@@ -52,8 +53,6 @@ from stagekit.config import ConfigError
 from stagekit.device import DEVICE_HELP, DTYPE_HELP, check_device_dtype, pick_device
 from verifiers import verify, verify_many
 from verifiers.ifeval import load_ifeval_jsonl
-
-MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,20 @@ from collections import Counter
 
 from data_builders import arithmetic
 from data_builders.builders.sampling import distinct_queries
-from data_builders.config import FLAWS, MATH_INSTRUCTION, DataConfig, MathAreaConfig
+from data_builders.config import FLAWS, DataConfig, MathAreaConfig
 from data_builders.generators import Candidate, Generator, Query
 from data_builders.records import user_message
 from data_builders.seeds import MathSeed, parse_math, read_jsonl
 
 CATEGORY = "math"
-INSTRUCTION = MATH_INSTRUCTION
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: <<48/2=24>>
 _RESULT = re.compile(r"(=\s*\$?)(-?\d+(?:\.\d+)?)")
 _BOXED = re.compile(r"\\boxed\{")
 MAX_DUPLICATE_DRAWS = 20_000
 
 
-def _prompt(question: str, instruction: str = INSTRUCTION) -> tuple[dict, ...]:
+def _prompt(question: str, instruction: str) -> tuple[dict, ...]:
+    """The user turn: the question, then the area's `instruction` (MATH_INSTRUCTION by default) unless it is ""."""
     return (user_message(f"{question}\n{instruction}" if instruction else question),)
 
 

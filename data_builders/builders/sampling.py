@@ -163,7 +163,7 @@ Scored = tuple[Candidate, VerifierResult, float | None]
 
 def _best(scored: list[Scored]) -> Scored:
     """The highest-scored entry (the first of equals); the first entry when there are no scores."""
-    if not scored or scored[0][2] is None:
+    if scored[0][2] is None:
         return scored[0]
     return max(scored, key=lambda entry: entry[2])  # max keeps the first of equal scores
 
@@ -191,12 +191,11 @@ def _row(split: str, query: Query, verified: list[tuple[Candidate, VerifierResul
         return None
     chosen, proof, chosen_score = _best(passing)
     if kind == "sft":
-        if chosen_score is not None:
-            stats.guidance["sft"] += 1
-            stats.guidance["sft_changed"] += chosen.text != passing[0][0].text
         details = {k: v for k, v in proof.details.items() if k not in VOLATILE_DETAILS}
         if chosen_score is not None:
             details["reward_model"] = chosen_score
+            stats.guidance["sft"] += 1
+            stats.guidance["sft_changed"] += chosen.text != passing[0][0].text
         return sft_record(query.category, [*prompt, assistant_message(chosen.text)], query.source,
                           replace(proof, details=details))
     distinct = [entry for entry in failing if entry[0].text != chosen.text]
