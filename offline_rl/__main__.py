@@ -13,6 +13,8 @@ being `online_merging_base_model`); `optimizer: adamw` is the Trainer's own opti
 (RECIPE.md): configs/dpo/tiny.yaml uses AdamW and a higher learning rate than the report's 7e-7 because the tiny model
 is trained from scratch in minutes. With `fused_linear_ce: true` the per-token log-probs of the policy come from our
 fused linear cross-entropy (qwen25/ops, log-prob = -per-token CE) in place of TRL's own chunked LM head.
+`use_peft: true` trains LoRA adapters (stagekit/lora.py): the reference is the same model with its adapter switched
+off (no second copy in memory), the adapter is saved to `<output_dir>/adapter` and the merged model to `<output_dir>`.
 
 One machine:   accelerate launch -m offline_rl --config configs/dpo/tiny.yaml
 Several GPUs:  accelerate launch --config_file configs/accelerate/ddp.yaml -m offline_rl --config <config>
@@ -33,6 +35,7 @@ from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
 from stagekit.checkpointing import atomic_checkpoints
 from stagekit.config import parse_config, require_path, run_cli
+from stagekit.lora import lora_summary, save_lora_run
 from stagekit.stage_io import load_train_eval, resume_checkpoint
 from stagekit.tracking import setup_tracking, write_summary
 
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
         eval_dataset=evaluation,
         processing_class=tokenizer,
         callbacks=setup_tracking(cfg, experiment=cfg.experiment, stage="dpo"),
+        peft_config=cfg.lora_config(),  # with LoRA the reference is the policy with its adapter switched off
     )
     if cfg.precompute_ref_log_probs and cfg.ref_logprob_cache:
         from offline_rl.ref_logprob_cache import CachedRefLogpsDPOTrainer
@@ -97,7 +101,10 @@ def main(argv: list[str] | None = None) -> dict:
     eval_metrics = trainer.evaluate() if evaluation is not None else {}
 
     # 4. save
-    trainer.save_model(cfg.output_dir)
+    if cfg.use_peft:
+        save_lora_run(trainer, tokenizer, cfg.output_dir)  # adapter (plain PEFT) + the merged model GRPO reads
+    else:
+        trainer.save_model(cfg.output_dir)
     logs = [log for log in trainer.state.log_history if "loss" in log]
     summary = {
         "stage": "dpo",
@@ -112,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         "optimizer": cfg.optimizer,
         "parameters": describe_sharding(trainer.model),
         "ref_logprob_cache": dict(getattr(trainer, "ref_logprob_cache_events", [])) or None,
+        "lora": lora_summary(cfg, trainer),
     }
     if trainer.is_world_process_zero():
         write_summary(cfg.output_dir, summary)

@@ -1,5 +1,5 @@
 """Offline RL (DPO) stage config: TRL's `DPOConfig` plus where the policy and the pairs come from, the reference
-log-prob cache, and the optimizer switch (AdamW or the report's Online Merging Optimizer)."""
+log-prob cache, the optimizer switch (AdamW or the report's Online Merging Optimizer) and LoRA (stagekit.lora)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from offline_rl.online_merging import OM_DEFAULTS, VARIANTS
 from qwen25.memory_plan import MemoryCheckArguments
 from qwen25.ops.fused_lm_head import FusedLinearCEArguments
 from stagekit.config import ConfigError
+from stagekit.lora import LoraArguments
 from stagekit.tracking import ExperimentArguments
 
 OPTIMIZERS = ("adamw", "online_merging")
 
 
 @dataclass
-class DPOStageConfig(DPOConfig, FusedLinearCEArguments, MemoryCheckArguments, ExperimentArguments):
+class DPOStageConfig(DPOConfig, LoraArguments, FusedLinearCEArguments, MemoryCheckArguments, ExperimentArguments):
     model_name_or_path: str = field(
         default="runs/tiny/sft", metadata={"help": "SFT checkpoint: the policy and the frozen reference"}
     )
@@ -67,9 +68,16 @@ class DPOStageConfig(DPOConfig, FusedLinearCEArguments, MemoryCheckArguments, Ex
 
     def __post_init__(self):
         super().__post_init__()
+        self.check_lora()
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: {self.optimizer!r} is not one of {OPTIMIZERS}")
         if self.optimizer == "online_merging":
+            if self.use_peft:
+                raise ConfigError(
+                    "optimizer: online_merging merges each full-weight update with the SFT task vector; with "
+                    "use_peft the trained weights are LoRA adapters, which have no task vector. Use optimizer: adamw "
+                    "with use_peft, or train all weights"
+                )
             if not self.online_merging_base_model:
                 raise ConfigError("online_merging_base_model is required with optimizer: online_merging")
             if self.online_merging_variant not in VARIANTS:

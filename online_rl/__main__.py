@@ -14,7 +14,9 @@ written atomically (stagekit/checkpointing.py) and resume exactly: TRL seeds gen
 the RNG states and skips to the exact query. Generation and training run our attention. Not in the report,
 so ours and documented in the configs: learning rate, KL coefficient (`beta`), clip range (`epsilon`). With
 `fused_linear_ce: true` the per-token log-probs and entropies come from our fused linear cross-entropy
-(qwen25/ops) in place of TRL's own chunked LM head.
+(qwen25/ops) in place of TRL's own chunked LM head. `use_peft: true` trains LoRA adapters (stagekit/lora.py): the KL
+reference is the policy with its adapter switched off, the adapter goes to `<output_dir>/adapter` and the merged
+policy to `<output_dir>`.
 
 One machine:   python -m reward serve --config configs/reward/serve_tiny.yaml &
                python -m online_rl score --config configs/grpo/tiny.yaml       (variance ordering)
@@ -40,6 +42,7 @@ from qwen25.ops.fused_lm_head import use_fused_linear_ce
 from qwen25.tokenizer import load_tokenizer
 from stagekit.checkpointing import atomic_checkpoints
 from stagekit.config import ConfigError, parse_config, require_path, run_cli
+from stagekit.lora import lora_summary, save_lora_run
 from stagekit.stage_io import load_records, resume_checkpoint
 from stagekit.tracking import setup_tracking, write_summary
 
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_dataset=queries,
         processing_class=tokenizer,
         callbacks=callbacks,
+        peft_config=cfg.lora_config(),  # with LoRA and beta > 0 the reference is the policy with its adapter off
     )
     atomic_checkpoints(trainer)
     if cfg.fused_linear_ce:
@@ -127,7 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint))
 
     # 4. save
-    trainer.save_model(cfg.output_dir)
+    if cfg.use_peft:
+        save_lora_run(trainer, tokenizer, cfg.output_dir)  # adapter (plain PEFT) + the merged policy
+    else:
+        trainer.save_model(cfg.output_dir)
     rewards = [log["reward"] for log in trainer.state.log_history if "reward" in log]
     curve = heldout and trainer.is_world_process_zero() and callbacks[-1].points
     summary = {
@@ -137,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         "last_reward": rewards[-1] if rewards else None,
         "mean_reward": sum(rewards) / len(rewards) if rewards else None,
         "runtime_s": result.metrics.get("train_runtime"),
+        "lora": lora_summary(cfg, trainer),
         **(
             {"heldout_verifier_first": curve[0]["verifier_mean"], "heldout_verifier_last": curve[-1]["verifier_mean"],
              "heldout_accuracy_first": curve[0]["accuracy"], "heldout_accuracy_last": curve[-1]["accuracy"],

@@ -12,13 +12,14 @@ from qwen25.memory_plan import MemoryCheckArguments
 from qwen25.ops.fused_lm_head import FusedLinearCEArguments
 from stagekit.config import ConfigError
 from stagekit.device import DEVICE_HELP, DTYPE_HELP, check_device_dtype
+from stagekit.lora import LoraArguments
 from stagekit.tracking import ExperimentArguments
 
 QUERY_ORDERS = ("variance", "dataset")
 
 
 @dataclass
-class GRPOStageConfig(GRPOConfig, FusedLinearCEArguments, MemoryCheckArguments, ExperimentArguments):
+class GRPOStageConfig(GRPOConfig, LoraArguments, FusedLinearCEArguments, MemoryCheckArguments, ExperimentArguments):
     model_name_or_path: str = field(default="runs/tiny/dpo", metadata={"help": "policy to start from (DPO ckpt)"})
     dataset_path: str = field(
         default="runs/tiny/data/rl_queries", metadata={"help": "RL query rows: id, prompt, reference"}
@@ -96,6 +97,7 @@ class GRPOStageConfig(GRPOConfig, FusedLinearCEArguments, MemoryCheckArguments, 
 
     def __post_init__(self):
         super().__post_init__()
+        self.check_lora()
         self.dca = parse_dca(self.dca, key="dca")
         if self.query_order not in QUERY_ORDERS:
             raise ConfigError(f"query_order must be one of {QUERY_ORDERS}, got {self.query_order!r}")

@@ -16,11 +16,12 @@ from qwen25.memory_plan import MemoryCheckArguments
 from reward.combine import CRITERIA
 from stagekit.config import ConfigError
 from stagekit.device import check_device_dtype
+from stagekit.lora import LoraArguments
 from stagekit.tracking import ExperimentArguments
 
 
 @dataclass
-class RewardTrainConfig(RewardConfig, MemoryCheckArguments, ExperimentArguments):
+class RewardTrainConfig(RewardConfig, LoraArguments, MemoryCheckArguments, ExperimentArguments):
     """TRL's RewardConfig (every TrainingArguments key) plus where the model and data come from."""
 
     model_name_or_path: str | None = field(default=None)  # SFT checkpoint directory (HF format, tokenizer inside)
@@ -29,6 +30,12 @@ class RewardTrainConfig(RewardConfig, MemoryCheckArguments, ExperimentArguments)
     eval_dataset_path: str | None = field(default=None)  # held-out pairs for the final pairwise accuracy; optional
     eval_preference_files: list[str] | None = field(default=None)  # held-out JSONL preference files; optional
     criterion: str | None = field(default=None)  # train on rows labelled with this criterion only; None: all rows
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_lora()  # use_peft: LoRA on the backbone, the fresh score head trained in full (stagekit/lora.py)
+        if self.criterion is not None and self.criterion not in CRITERIA:
+            raise ConfigError(f"criterion: {self.criterion!r} is not one of the report's six {list(CRITERIA)}")
 
 
 @dataclass

@@ -12,7 +12,9 @@ and the service combines per-criterion models with configured weights (`criterio
 The final pairwise accuracy (share of held-out pairs with r_chosen > r_rejected) goes to `metrics.jsonl`, and
 `summary.json` adds it per category and per criterion (`eval_by_category`, `eval_by_criterion`), computed by
 reloading the saved checkpoint (reward/evaluate.py; `python -m reward eval` also gives the Reward Bench score).
-The result is the `model_path` of the reward service (`python -m reward serve`).
+The result is the `model_path` of the reward service (`python -m reward serve`). `use_peft: true` trains LoRA
+adapters on the backbone and the fresh score head in full (PEFT's `modules_to_save`); the adapter (head included)
+goes to `<output_dir>/adapter` for plain PEFT and the merged model to `<output_dir>`, which the service loads as is.
 
 Departures from the report (RECIPE.md): its reward model learns from human and automatic labels over responses
 of several checkpoints plus the DPO pairs; ours learns from the builders' verified pairs (passing vs failing
@@ -50,6 +52,7 @@ from reward.preference_data import (
 )
 from stagekit.checkpointing import atomic_checkpoints
 from stagekit.config import ConfigError, parse_config, require_path
+from stagekit.lora import lora_summary, save_lora_run
 from stagekit.stage_io import load_records, resume_checkpoint
 from stagekit.tracking import setup_tracking, write_summary
 
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         callbacks=callbacks,
+        peft_config=config.lora_config("SEQ_CLS"),  # LoRA + the score head in full (modules_to_save)
     )
     atomic_checkpoints(trainer)
     kept = len(trainer.train_dataset)
@@ -129,13 +133,17 @@ def main(argv: list[str] | None = None) -> dict:
         raise ConfigError(f"max_length={config.max_length}: every training pair is longer; raise max_length")
     resume = resume_checkpoint(config.output_dir, config.resume_from_checkpoint)
     train_output = trainer.train(resume_from_checkpoint=resume)
-    save_final(trainer, config.output_dir)
+    if config.use_peft:
+        save_lora_run(trainer, tokenizer, config.output_dir)  # adapter + head (plain PEFT), merged model for serving
+    else:
+        save_final(trainer, config.output_dir)
 
     summary = {
         "stage": "reward",
         "experiment": config.experiment,
         "model": config.output_dir,
         "criterion": config.criterion,
+        "lora": lora_summary(config, trainer),
         "train_pairs": kept,
         "train_loss": train_output.training_loss,
     }

@@ -26,6 +26,7 @@ from qwen25.tokenizer import load_tokenizer
 from sft.config import SFTStageConfig
 from stagekit.checkpointing import atomic_checkpoints
 from stagekit.config import parse_config, require_path, run_cli
+from stagekit.lora import save_lora_run
 from stagekit.stage_io import load_train_eval, resume_checkpoint
 from stagekit.tracking import setup_tracking, write_summary
 
@@ -61,11 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 4. save an HF checkpoint the next stage reads, and what the stage achieved
     if cfg.use_peft:
-        trainer.save_model(f"{cfg.output_dir}/adapter")  # adapter_config.json + adapter weights, plain PEFT
-        if trainer.is_world_process_zero():
-            merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-            merged.save_pretrained(cfg.output_dir)
-            tokenizer.save_pretrained(cfg.output_dir)
+        save_lora_run(trainer, tokenizer, cfg.output_dir)  # adapter (plain PEFT) + the merged model DPO reads
     else:
         trainer.save_model(cfg.output_dir)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]

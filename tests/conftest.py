@@ -84,3 +84,39 @@ def stage_data(tmp_path_factory):
         paths[name] = root / name
         Dataset.from_list(rows).save_to_disk(str(paths[name]))
     return paths
+
+
+def check_lora_run(base_dir, out, model_cls, *, r: int, **load_kwargs) -> dict:
+    """What every LoRA stage run must leave (stagekit/lora.py): a plain-PEFT adapter in <out>/adapter that trained
+    (some lora_B moved off zero) and, in <out>, a merged checkpoint computing the same function as base + adapter
+    loaded by plain PEFT (and not the base's). `load_kwargs` go to the base's from_pretrained (a reward model's
+    num_labels=1). Returns the adapter's tensors."""
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    adapter = out / "adapter"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == r and config["peft_type"] == "LORA"
+    tensors = load_file(str(adapter / "adapter_model.safetensors"))
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in tensors.items())  # B starts at zero: it trained
+    assert not any(k.endswith(("q_proj.weight", "embed_tokens.weight")) for k in tensors)  # no base weights in it
+
+    ids = torch.tensor([[3, 17, 41, 5, 99, 12, 7, 64]])
+    torch.manual_seed(0)
+    base = model_cls.from_pretrained(base_dir, attn_implementation="sdpa", **load_kwargs).eval()
+    with torch.no_grad():
+        base_logits = base(input_ids=ids).logits
+        peft_logits = PeftModel.from_pretrained(base, adapter).eval()(input_ids=ids).logits
+        merged = model_cls.from_pretrained(out, attn_implementation="sdpa").eval()
+        merged_logits = merged(input_ids=ids).logits
+    # the merged checkpoint is the trained model (W + scale * B A); plain PEFT on the base computes the same function
+    torch.testing.assert_close(peft_logits, merged_logits, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(peft_logits, base_logits, atol=1e-4)
+    return tensors
+
+
+@pytest.fixture(scope="session")
+def lora_checks():
+    """`check_lora_run` as a fixture, for the LoRA tests of every stage."""
+    return check_lora_run

@@ -469,3 +469,21 @@ def test_min_reward_variance_keeps_only_queries_with_signal(tmp_path):
         load_queries(cfg(min_reward_variance=0.3))
     with pytest.raises(ConfigError, match="needs query_order: variance"):
         cfg(min_reward_variance=0.0, query_order="dataset")
+
+
+def test_grpo_lora_keeps_no_reference_copy_and_saves_a_plain_peft_adapter(
+    micro_base, rl_data, service, tmp_path, lora_checks
+):
+    from transformers import AutoModelForCausalLM
+
+    from online_rl.__main__ import main
+
+    out = tmp_path / "grpo_lora"
+    argv = _argv(micro_base, rl_data, out, service.url, "--max_steps", "2", "--query_order", "dataset",
+                 "--use_peft", "true", "--lora_r", "4", "--learning_rate", "5e-2", "--beta", "0.04")  # fmt: skip
+    summary = main(argv)
+    assert summary["steps"] == 2 and math.isfinite(summary["last_reward"])
+    assert summary["lora"] == {"r": 4, "alpha": 32, "reference_model_kept": False}  # KL against the adapter off
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["kl"]) for r in logs if "kl" in r)
+    lora_checks(micro_base, out, AutoModelForCausalLM, r=4)
