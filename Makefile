@@ -63,5 +63,21 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
+# the sandbox's toolchains (docs/sandbox.md), by package name through apt-get (Debian bookworm), never a downloaded
+# script: every language of sandbox/languages.py (~540 MB of archives, ~2 min here), or the 13 that CI tests
+# (`.ci/run`; ~260 MB, about a minute). Swift and Julia have no Debian package: OCaml and Racket stand in for them.
+SANDBOX_APT_CI := python3 nodejs node-typescript gcc g++ openjdk-17-jdk-headless rustc golang-go perl bash ruby \
+	php-cli lua5.4
+SANDBOX_APT := $(SANDBOX_APT_CI) r-base-core mono-mcs mono-runtime scala kotlin ghc ocaml-nox racket
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+.PHONY: sandbox-languages sandbox-languages-ci
+sandbox-languages:
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-upgrade $(SANDBOX_APT)
+
+sandbox-languages-ci:
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-upgrade $(SANDBOX_APT_CI)
+
 clean:
 	rm -rf runs wandb .pytest_cache

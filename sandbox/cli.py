@@ -13,7 +13,10 @@ from pathlib import Path
 from sandbox.languages import LANGUAGES, get_language
 from sandbox.runner import SandboxError, SandboxLimits, run
 
-_SUFFIXES = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cpp": "cpp", ".cc": "cpp", ".cxx": "cpp"}
+_SUFFIXES = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cpp": "cpp", ".cc": "cpp", ".cxx": "cpp",
+             ".ts": "typescript", ".c": "c", ".java": "java", ".cs": "csharp", ".go": "go", ".rs": "rust",
+             ".php": "php", ".rb": "ruby", ".pl": "perl", ".lua": "lua", ".r": "r", ".scala": "scala", ".kt": "kotlin",
+             ".sh": "bash", ".hs": "haskell", ".ml": "ocaml", ".rkt": "racket"}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -20,7 +20,9 @@ The strong path (root with cgroup v1, what this project's machines and CI have),
   only a down loopback, so nothing is reachable over the network;
 - a minimal root (`RootPlan`): a skeleton directory made once per process (mount points, the host's /bin, /lib...
   links, a minimal /etc: passwd and group with root and nobody, hosts, nsswitch.conf, ld.so.cache, localtime, the
-  /etc/alternatives links the toolchain resolves through; a /dev of null, zero, full, random and urandom, no tty),
+  /etc/alternatives links the toolchain resolves through, and the configuration directories a language declares in
+  `Language.host_paths`, such as /etc/java-17-openjdk or GHC's package database under /var/lib/ghc, read-only;
+  a /dev of null, zero, full, random and urandom, no tty),
   bound read-only in each run's mount namespace, with /usr bound read-only into it (interpreters, compilers,
   headers, libraries; /usr/local hidden unless a language lives there), the real install prefix of an interpreter or
   tool that lives elsewhere, a fresh /proc, fresh size-limited tmpfs on /tmp and /dev/shm and the working directory
@@ -233,9 +235,14 @@ def _root_plan(pid: int) -> RootPlan | None:
             binds.append(host)
     tools = [sandbox_python(other_user) for other_user in (True, False)]
     for lang in LANGUAGES.values():
-        for command in (lang.run, lang.compile):
-            if command and not command[0].startswith(("{", ".", "/")):
-                tools.append(shutil.which(command[0], path=SANDBOX_PATH))
+        tools += [shutil.which(name, path=SANDBOX_PATH) for name in lang.executables]
+        for path in lang.host_paths:  # a toolchain's configuration outside /usr (under /etc, /var/lib)
+            if os.path.isdir(path) and not os.path.islink(path) and not _covered(path, binds):
+                binds.append(path)
+    if os.path.isdir("/etc/alternatives"):  # every alternative (cc, libblas.so.3, java...): links into /usr, public
+        for entry in os.scandir("/etc/alternatives"):
+            if entry.is_symlink():
+                links[f"etc/alternatives/{entry.name}"] = os.readlink(entry.path)
     needed = []  # every path a tool is reached through, links included
     for tool in filter(None, tools):
         for path in _link_chain(tool):

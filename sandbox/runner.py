@@ -11,7 +11,18 @@ Statuses: "passed" (exit 0), "failed" (non-zero exit, or killed for too much out
 time: a process's RLIMIT_CPU, or the run's CPU budget, all its processes together, after which every one of them is
 killed and stderr ends with a note saying so), "memory" (the kernel's OOM killer in the run's memory cgroup, or the
 runtime's own out-of-memory error), "crashed" (killed by any other signal, e.g. SIGSEGV, or SIGABRT from a failed
-C++ `assert`), "compile_error" (the compile step failed; its output, exit code and duration are the result's).
+C++ `assert`), "compile_error" (the compile step failed; its output, exit code and duration are the result's),
+"static_error" (the language's static check refused the program before any of it ran: a syntax checker, or the
+compiler where it is the only checker there is, see languages.py; the diagnostic is the result's stderr, the
+checker's stdout appended to it, since tsc, php -l and ghc report there; its exit code and duration are the
+result's; Python's check is its own compile inside the run step, which refuses with a marker line and exit status
+65, so a program that prints that line and exits 65 itself reads as static_error too: it can only make its own
+result worse). A check or compile step that hits its limits (`Language.compile_limits`) fails, and its stderr ends
+with a note saying which limit. `run(check=False)` skips the static check; a compile step still runs, and so does
+a compiler that is the check (`Language.check_builds`), as a compile step whose failure is a compile_error.
+
+A language whose toolchain is not installed raises `LanguageUnavailable` (a SandboxError) naming the package to
+install; `unavailable(language)` says so without running anything.
 """
 
 import os
@@ -24,18 +35,27 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 
 from sandbox import isolation, zygote
-from sandbox.languages import Language, get_language, python_bootstrap
+from sandbox.languages import (
+    STATIC_CHECK_EXIT,
+    STATIC_CHECK_MARKER,
+    Language,
+    get_language,
+    install_hint,
+    missing_executables,
+    python_bootstrap,
+)
 
-STATUSES = ("passed", "failed", "timeout", "memory", "crashed", "compile_error")
+STATUSES = ("passed", "failed", "timeout", "memory", "crashed", "compile_error", "static_error")
 _STREAM_CHUNK = 65536
 _DRAIN_AFTER_EXIT_S = 1.0  # after the program exits and its group is killed, pipes close almost at once
 _OUTPUT_LIMIT_NOTE = "\n[sandbox] output limit of {limit} bytes exceeded on {stream}; the program was killed\n"
 _CPU_BUDGET_NOTE = ("\n[sandbox] CPU budget of {limit:g} s (all of the run's processes together) spent; every process "
                     "was killed\n")
+_STEP_LIMIT_NOTE = ("\n[sandbox] the {step} step was stopped at its limit ({limit}); see Language.compile_limits\n")
 _CPU_POLL_MIN_S = 0.005  # the CPU budget is checked at most this often (it overshoots by at most this times the cores)
 
 
@@ -72,6 +92,7 @@ class SandboxJob:
     stdin: str = ""
     extra_files: dict[str, str] | None = None  # relative path -> text, written beside the source
     limits: SandboxLimits | None = None
+    check: bool = True  # run the language's static check first (see `run`)
 
 
 @dataclass(frozen=True)
@@ -84,7 +105,7 @@ class SandboxResult:
     stdout: str  # at most limits.output_bytes bytes (decoded, invalid UTF-8 replaced)
     stderr: str
     truncated: bool  # some output was cut at the cap
-    duration_s: float  # wall time of the run step (the compile step, for compile_error)
+    duration_s: float  # wall time of the run step (the check step for static_error, compile step for compile_error)
     isolation: dict[str, str] = field(default_factory=dict)  # which layers confined it; see isolation.py
 
     @property
@@ -97,6 +118,36 @@ class SandboxResult:
 
 class SandboxError(RuntimeError):
     """The sandbox itself could not run a job (a runtime is missing, the machine refused to start it)."""
+
+
+class LanguageUnavailable(SandboxError):
+    """The language's toolchain is not installed here; the message names the package that installs it."""
+
+    def __init__(self, language: str, package: str, missing: list[str], message: str) -> None:
+        super().__init__(message)
+        self.language, self.package, self.missing = language, package, missing
+
+
+def unavailable(language: str | Language) -> str | None:
+    """Why `language` cannot run here (its executables missing from the sandbox's PATH, and the package that installs
+    them), or None when it can; ValueError for an unknown language."""
+    lang = language if isinstance(language, Language) else get_language(language)
+    missing = missing_executables(lang, isolation.SANDBOX_PATH)
+    if not missing:
+        return None
+    return (f"{lang.name}: {', '.join(repr(m) for m in missing)} not found in {isolation.SANDBOX_PATH}; "
+            f"{install_hint(lang)}")
+
+
+def available(language: str | Language) -> bool:
+    """Whether `language`'s toolchain is installed here (see `unavailable` for the reason when it is not)."""
+    return unavailable(language) is None
+
+
+def _require_available(lang: Language) -> None:
+    reason = unavailable(lang)
+    if reason is not None:
+        raise LanguageUnavailable(lang.name, lang.package, missing_executables(lang, isolation.SANDBOX_PATH), reason)
 
 
 @dataclass
@@ -128,14 +179,17 @@ class _Outcome:
 
 
 def run(source: str, language: str = "python", *, stdin: str = "", extra_files: dict[str, str] | None = None,
-        limits: SandboxLimits | None = None) -> SandboxResult:
-    """Run `source` in the sandbox and report what happened; raises ValueError for an unknown language or bad
-    file names, SandboxError if the sandbox cannot start it. Never raises for anything the program does."""
+        limits: SandboxLimits | None = None, check: bool = True) -> SandboxResult:
+    """Run `source` in the sandbox and report what happened: its static check first (unless `check` is False),
+    then its compile step, then the program. Raises ValueError for an unknown language or bad file names,
+    LanguageUnavailable if its toolchain is not installed, SandboxError if the sandbox cannot start it. Never raises
+    for anything the program does."""
     lang = get_language(language)
     limits = limits or SandboxLimits()
     if not isinstance(limits, SandboxLimits):
         raise ValueError(f"limits must be a SandboxLimits, got {type(limits).__name__}")
     files = _checked_files(lang, source, stdin, extra_files)
+    _require_available(lang)
     caps = isolation.capabilities()
     python = isolation.sandbox_python(caps.drop_user)
     if python is None:
@@ -150,22 +204,35 @@ def run(source: str, language: str = "python", *, stdin: str = "", extra_files: 
         values = {
             "{file}": lang.file_name,
             "{memory_mb}": str(int(limits.memory_mb)),
+            "{heap_mb}": str(max(16, int(limits.memory_mb) // 2)),
             "{python}": python,
-            "{python_bootstrap}": python_bootstrap(block_sockets=not caps.network_namespace),
+            "{python_bootstrap}": python_bootstrap(block_sockets=not caps.network_namespace, static_check=check),
         }
-        if lang.compile is not None:
-            compile_limits = SandboxLimits(
-                cpu_seconds=lang.compile_limits.cpu_seconds, wall_seconds=lang.compile_limits.wall_seconds,
-                memory_mb=lang.compile_limits.memory_mb, file_size_mb=max(limits.file_size_mb, 64),
-                open_files=max(limits.open_files, 64), processes=lang.compile_limits.processes,
-                output_bytes=limits.output_bytes,
-            )
-            built = _step(caps, _command(lang.compile, values), workdir, uid, compile_limits, b"", False)
+        env = _environment(workdir, [(name, _substitute(value, values)) for name, value in lang.env])
+        build_limits = SandboxLimits(
+            cpu_seconds=lang.compile_limits.cpu_seconds, wall_seconds=lang.compile_limits.wall_seconds,
+            memory_mb=lang.compile_limits.memory_mb, file_size_mb=max(limits.file_size_mb, 64),
+            open_files=max(limits.open_files, lang.compile_limits.open_files),
+            processes=lang.compile_limits.processes, output_bytes=limits.output_bytes,
+        )
+        steps = [("check", lang.check, "static_error") if check else
+                 ("compile", lang.check if lang.check_builds else None, "compile_error"),
+                 ("compile", lang.compile, "compile_error")]
+        for step, command, status in steps:
+            if command is None:
+                continue
+            built = _step(caps, _command(command, values), workdir, uid, build_limits, b"", False, env)
             if built.wait_status != 0:
-                return _result("compile_error", built, summary, compile_limits)
-        outcome = _step(caps, _command(lang.run, values), workdir, uid, limits, stdin.encode(),
-                        lang.address_space_limit)
-        return _result(_classify(outcome, lang, limits), outcome, summary, limits)
+                return _result(status, built, summary, build_limits, step=step)
+        run_limits = replace(limits, processes=limits.processes + lang.extra_processes,
+                             open_files=max(limits.open_files, lang.min_open_files))
+        outcome = _step(caps, _command(lang.run, values), workdir, uid, run_limits, stdin.encode(),
+                        lang.address_space_limit, env)
+        status = _classify(outcome, lang, limits)
+        if (status == "failed" and lang.inline_check and check and outcome.exit_code == STATIC_CHECK_EXIT
+                and STATIC_CHECK_MARKER in bytes(outcome.stderr[-256:]).decode("utf-8", "replace")):
+            status = "static_error"
+        return _result(status, outcome, summary, limits)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if uid is not None:
@@ -194,8 +261,12 @@ def run_many(jobs: Sequence[SandboxJob], *, workers: int | None = None, progress
 
         bar = tqdm(total=len(jobs), desc="sandbox", unit="run")
 
+    for name in dict.fromkeys(get_language(job.language).name for job in jobs):  # before any job starts
+        _require_available(get_language(name))
+
     def one(job: SandboxJob) -> SandboxResult:
-        result = run(job.source, job.language, stdin=job.stdin, extra_files=job.extra_files, limits=job.limits)
+        result = run(job.source, job.language, stdin=job.stdin, extra_files=job.extra_files, limits=job.limits,
+                     check=job.check)
         if bar is not None:
             bar.update(1)
         return result
@@ -213,12 +284,12 @@ def _checked_files(lang: Language, source: str, stdin: str, extra_files: dict[st
         raise ValueError(f"source must be a str, got {type(source).__name__}")
     if not isinstance(stdin, str):
         raise ValueError(f"stdin must be a str, got {type(stdin).__name__}")
-    files = {lang.file_name: source}
+    files = {lang.file_name: source, **dict(lang.support_files)}
     for name, text in (extra_files or {}).items():
         path = PurePosixPath(name) if isinstance(name, str) else None
         if path is None or not name or path.is_absolute() or ".." in path.parts or str(path) in (".", ""):
             raise ValueError(f"extra_files name {name!r} must be a relative path inside the working directory")
-        if str(path) == lang.file_name:
+        if str(path) == lang.file_name or str(path) in dict(lang.support_files):
             raise ValueError(f"extra_files name {name!r} collides with the program's own file")
         if not isinstance(text, str):
             raise ValueError(f"extra_files[{name!r}] must be a str, got {type(text).__name__}")
@@ -240,12 +311,14 @@ def _populate(workdir: str, files: dict[str, str], uid: int | None) -> None:
     os.chmod(workdir, 0o700)
 
 
+def _substitute(part: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        part = part.replace(key, value)
+    return part
+
+
 def _command(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
-    argv = []
-    for part in template:
-        for key, value in values.items():
-            part = part.replace(key, value)
-        argv.append(part)
+    argv = [_substitute(part, values) for part in template]
     executable = argv[0]
     if "/" not in executable:
         found = shutil.which(executable, path=isolation.SANDBOX_PATH)
@@ -255,14 +328,15 @@ def _command(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
     return argv
 
 
-def _environment(workdir: str) -> dict[str, str]:
-    """The program's whole environment: nothing of the parent's (secrets, tokens, PYTHON*) reaches it."""
+def _environment(workdir: str, extra: list[tuple[str, str]] = ()) -> dict[str, str]:
+    """The program's whole environment: nothing of the parent's (secrets, tokens, PYTHON*) reaches it; `extra` is
+    the language's own (Language.env)."""
     return {"PATH": isolation.SANDBOX_PATH, "HOME": workdir, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8"}
+            "LC_ALL": "C.UTF-8", **dict(extra)}
 
 
 def _step(caps: isolation.Capabilities, command: list[str], workdir: str, uid: int | None, limits: SandboxLimits,
-          stdin: bytes, address_space_limit: bool) -> _Outcome:
+          stdin: bytes, address_space_limit: bool, env: dict[str, str] | None = None) -> _Outcome:
     """Launch one confined process tree, supervise it to the end and kill whatever it left behind."""
     rlimits = isolation.Rlimits(
         cpu_seconds=max(1, int(-(-limits.cpu_seconds // 1))),
@@ -278,7 +352,7 @@ def _step(caps: isolation.Capabilities, command: list[str], workdir: str, uid: i
                                            memory_mb=int(limits.memory_mb))
         except OSError as exc:
             raise SandboxError(f"cannot create the run's cgroups: {exc}") from exc
-    env = _environment(workdir)
+    env = env if env is not None else _environment(workdir)
     try:
         if caps.zygote:
             request = isolation.zygote_request(caps, command, workdir=workdir, uid=uid, rlimits=rlimits,
@@ -565,18 +639,34 @@ def _says_out_of_memory(stderr: bytes, lang: Language) -> bool:
     return any(marker in tail for marker in lang.memory_error_markers)
 
 
-def _result(status: str, outcome: _Outcome, summary: dict[str, str], limits: SandboxLimits) -> SandboxResult:
+def _result(status: str, outcome: _Outcome, summary: dict[str, str], limits: SandboxLimits,
+            step: str | None = None) -> SandboxResult:
+    """The result of the run step, or of a failed check/compile `step` (whose stderr notes a limit it hit; a
+    check's stdout is appended to its stderr, and the result's stdout is empty)."""
     stderr = bytes(outcome.stderr).decode("utf-8", "replace")
+    stdout = bytes(outcome.stdout).decode("utf-8", "replace")
+    if step == "check":
+        stderr, stdout = stderr + stdout, ""
     if outcome.output_exceeded is not None:
         stderr += _OUTPUT_LIMIT_NOTE.format(limit=limits.output_bytes, stream=outcome.output_exceeded)
     if outcome.cpu_exceeded:
         stderr += _CPU_BUDGET_NOTE.format(limit=float(limits.cpu_seconds))
     sig = outcome.signal_number
+    if step is not None:
+        limit = None
+        if outcome.wall_timeout:
+            limit = f"wall clock {float(limits.wall_seconds):g} s"
+        elif outcome.cpu_exceeded or sig == signal.SIGXCPU:
+            limit = f"CPU {float(limits.cpu_seconds):g} s"
+        elif outcome.oom_kills > 0:
+            limit = f"memory {int(limits.memory_mb)} MB"
+        if limit is not None:
+            stderr += _STEP_LIMIT_NOTE.format(step=step, limit=limit)
     return SandboxResult(
         status=status,
         exit_code=outcome.exit_code,
         signal=signal.Signals(sig).name if sig is not None else None,
-        stdout=bytes(outcome.stdout).decode("utf-8", "replace"),
+        stdout=stdout,
         stderr=stderr,
         truncated=outcome.truncated,
         duration_s=round(outcome.duration_s, 4),
