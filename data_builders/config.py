@@ -232,7 +232,8 @@ class MathAreaConfig(AreaConfig):
 class CodeAreaConfig(AreaConfig):
     """Code: MBPP/HumanEval seeds plus procedural function tasks, verified by running tests in the sandbox."""
 
-    languages: list[str] = field(default_factory=lambda: list(CODE_LANGUAGES))  # languages of procedural tasks
+    # languages of procedural tasks, any of CODE_LANGUAGES (20; toolchains: `make sandbox-languages`)
+    languages: list[str] = field(default_factory=lambda: list(DEFAULT_CODE_LANGUAGES))
     workers: int | None = None  # sandbox processes run at once; None: the sandbox's default
 
 
@@ -302,20 +303,37 @@ class SystemAreaConfig(AreaConfig):
     max_constraints: int = 2  # format constraints per system prompt (1..3)
 
 
+@dataclass
+class ToolCallingAreaConfig(AreaConfig):
+    """Tool calling in Qwen2.5's format: tasks over a small tool library, tool results run in the sandbox."""
+
+    kinds: list[str] = field(default_factory=lambda: list(TOOL_KINDS))  # task kinds drawn in turn
+    answer_step_fraction: float = 0.5  # share of queries at the final-answer step (the rest at a call step)
+    distractors: int = 2  # tools shown beside the ones the task needs
+    tool_role: str = "tool"  # tool results as "tool" messages (Qwen2.5's format), or one user turn of <tool_response>
+    workers: int | None = None  # sandbox processes run at once; None: the sandbox's default
+
+
 AREAS = {"math": MathAreaConfig, "code": CodeAreaConfig, "instruction": InstructionAreaConfig,
          "instruction_code": InstructionCodeAreaConfig, "long": LongAreaConfig, "structured": StructuredAreaConfig,
-         "logic": LogicAreaConfig, "cross_lingual": CrossLingualAreaConfig, "system": SystemAreaConfig}
+         "logic": LogicAreaConfig, "cross_lingual": CrossLingualAreaConfig, "system": SystemAreaConfig,
+         "tool_calling": ToolCallingAreaConfig}
+TOOL_KINDS = ("single", "parallel", "multi_step")
+TOOL_ROLES = ("user", "tool")
 STRUCTURED_TASKS = ("table_qa", "fact_verification", "error_correction", "structure", "json_output")
 LOGIC_KINDS = ("deductive", "inductive", "analogical", "causal", "statistical")
 LOGIC_FORMS = ("multiple_choice", "true_false", "open")
 CROSS_LANGUAGES = ("fr", "es", "de", "sw", "id")
 AREA_SPLITS = {"sft": 0.6, "preference": 0.3, "rl_queries": 0.1}  # ours: the report gives no split of queries
-CODE_LANGUAGES = ("python", "javascript", "cpp")
+# languages of code tasks: the sandbox's 20, each with a test translator (data_builders/builders/multipl_e.py)
+CODE_LANGUAGES = ("python", "javascript", "typescript", "c", "cpp", "java", "csharp", "go", "rust", "php", "ruby",
+                  "perl", "lua", "r", "scala", "kotlin", "bash", "haskell", "ocaml", "racket")
+DEFAULT_CODE_LANGUAGES = ("python", "javascript", "cpp")  # procedural languages when `languages` is not set
 AUTHORS = ("procedural", "generator")  # who writes code-verified instruction tasks
 _AREA_INTS = {"procedural": 0, "k": 1, "max_seed_queries": 0, "min_operand": 0, "max_operand": 0,
               "max_constraints": 1, "workers": 1, "author_prompts": 0, "min_document_words": 1, "max_documents": 0,
               "min_sections": 1, "max_sections": 1, "max_response_tokens": 1, "min_rows": 2, "max_rows": 2,
-              "refine_rounds": 0}  # integer area keys and their smallest value
+              "refine_rounds": 0, "distractors": 0}  # integer area keys and their smallest value
 _OPTIONAL_INTS = ("max_seed_queries", "workers", "max_documents")  # may be null
 
 
@@ -374,6 +392,12 @@ def parse_area(name: str, values: object) -> AreaConfig:
         _require_choices(area.languages, f"{where}.languages", CROSS_LANGUAGES, allow_empty=False)
     if isinstance(area, SystemAreaConfig):
         _require(1 <= area.max_constraints <= 3, f"{where}.max_constraints", "1, 2 or 3", area.max_constraints)
+    if isinstance(area, ToolCallingAreaConfig):
+        _require_choices(area.kinds, f"{where}.kinds", TOOL_KINDS, allow_empty=False)
+        fraction = area.answer_step_fraction
+        _require(isinstance(fraction, int | float) and not isinstance(fraction, bool) and 0 <= fraction <= 1,
+                 f"{where}.answer_step_fraction", "a number between 0 and 1", fraction)
+        _require(area.tool_role in TOOL_ROLES, f"{where}.tool_role", f"one of {list(TOOL_ROLES)}", area.tool_role)
     if isinstance(area, InstructionCodeAreaConfig):
         _require(isinstance(area.flawed_check_fraction, int | float) and 0 <= area.flawed_check_fraction <= 1,
                  f"{where}.flawed_check_fraction", "a number between 0 and 1", area.flawed_check_fraction)

@@ -116,8 +116,8 @@ def _check_messages(messages: object, where: str) -> None:
 
 def _check_prompt(prompt: object, where: str) -> None:
     _check_messages(prompt, where)
-    if prompt[-1]["role"] != "user":
-        raise ValueError(f"{where} must end with the user turn, ends with {prompt[-1]['role']!r}")
+    if prompt[-1]["role"] not in ("user", "tool"):  # "tool": results of the model's calls, the model answers next
+        raise ValueError(f"{where} must end with the user turn (or tool results), ends with {prompt[-1]['role']!r}")
 
 
 def _check_json_object(text: object, where: str) -> dict:

@@ -14,6 +14,11 @@ data builders' loaders (data_builders/seeds.py), answered by the project's one g
   lm-eval's flexible extraction. Intermediate arithmetic is not checked (`check_steps: false`).
 - `humaneval` (`{"prompt", "test", "entry_point", "canonical_solution"}`, .jsonl or .jsonl.gz) and `mbpp`
   (`{"text", "code", "test_list"}`): pass@1 with greedy decoding; the answer's code plus the tests run in the sandbox.
+- `multipl_e` (MultiPL-E's published rows: `{"name", "language", "prompt", "doctests", "original",
+  "prompt_terminology", "tests", "stop_tokens"}`, any of the sandbox's 20 languages by MultiPL-E's name: cpp, js,
+  ts, sh, rs, ...): pass@1 overall and per language (`pass@1/<language>`). The program is MultiPL-E's: prompt +
+  completion (cut at the first stop token) + tests; the chat model is asked to complete the prompt, and its fenced
+  answer is taken after the prompt's last line when it repeats the prompt (`verifiers.code.completion_of`).
 - `ifeval` (`{"key", "prompt", "instruction_id_list", "kwargs"}`): IFEval's four numbers: prompt-level and
   instruction-level accuracy, strict and loose (loose: also passes with the first/last line or `*` removed).
 - `passkey` (evals/passkey.py): long-context retrieval, generated, no file; `--data` gives the prompt lengths in
@@ -41,6 +46,7 @@ from pathlib import Path
 
 from datasets import Dataset, load_from_disk
 
+from data_builders.builders.multipl_e import DISPLAY_NAMES, FENCES, MULTIPL_E_NAMES
 from data_builders.config import MATH_INSTRUCTION  # the prompt the math data is built with, so eval matches it
 from data_builders.seeds import parse_code, parse_math, read_jsonl
 from evals.passkey import PASSKEY_DEFAULT, load_passkey, prepare_passkey, score_passkey
@@ -103,6 +109,50 @@ def load_code(path: Path, style: str) -> list[dict]:
     return items
 
 
+# MultiPL-E's language names (its file extensions; some rows spell the language out) -> the sandbox's
+MULTIPL_E_LANGUAGES = {**{name: language for language, name in MULTIPL_E_NAMES.items()},
+                       **{language: language for language in MULTIPL_E_NAMES}, "go": "go"}
+MULTIPL_E_FIELDS = ("name", "language", "prompt", "tests", "stop_tokens")
+MULTIPL_E_TIMEOUT_S = 30.0  # ours: the run step of a slow-starting runtime (Racket, R, a JVM) on a loaded machine
+
+
+def load_multipl_e(path: Path) -> list[dict]:
+    """MultiPL-E rows (its published JSONL / `datasets` format); a row that lacks a field or names a language the
+    sandbox has no entry for is refused with its file and line."""
+    items = []
+    for row in read_jsonl(path):
+        missing = [key for key in MULTIPL_E_FIELDS if key not in row.row]
+        if missing:
+            raise ConfigError(f"{row.where}: a MultiPL-E row needs {list(MULTIPL_E_FIELDS)}; missing {missing}")
+        language = MULTIPL_E_LANGUAGES.get(str(row.row["language"]).lower())
+        if language is None:
+            raise ConfigError(f"{row.where}: MultiPL-E language {row.row['language']!r} is not one the sandbox runs; "
+                              f"known: {sorted(MULTIPL_E_LANGUAGES)}")
+        if language == "go":
+            raise ConfigError(f"{row.where}: MultiPL-E's Go tests are `go test` files (package *_test, a Test "
+                              "function); the sandbox runs `package main` programs: not supported")
+        prompt, tests, stops = row.text("prompt"), row.text("tests"), row.row["stop_tokens"]
+        if not isinstance(stops, list) or not all(isinstance(t, str) and t for t in stops):
+            raise ConfigError(f"{row.where}: 'stop_tokens' must be a list of non-empty strings, got {stops!r:.80}")
+        fence = FENCES[language]
+        ask = (f"Complete the following {DISPLAY_NAMES[language]} code. Reply with the completed code in a "
+               f"```{fence} block.\n\n```{fence}\n{prompt.rstrip()}\n```")
+        reference = {"type": "code", "language": language, "tests": tests, "entry_point": None, "prompt": prompt,
+                     "stop_tokens": stops, "timeout_s": MULTIPL_E_TIMEOUT_S}
+        items.append({"id": f"{row.row['name']}:{row.row['language']}", "language": language,
+                      "prompt": [{"role": "user", "content": ask}], "reference": reference})
+    return items
+
+
+def score_multipl_e(items: list[dict], answers: list[str]) -> tuple[list[dict], dict]:
+    """pass@1 overall and per language (`pass@1/<language>`)."""
+    rows, metrics = score_pass_at_1(items, answers)
+    for language in sorted({item["language"] for item in items}):
+        mine = [row["passed"] for row, item in zip(rows, items, strict=True) if item["language"] == language]
+        metrics[f"pass@1/{language}"] = sum(mine) / len(mine)
+    return rows, metrics
+
+
 def load_ifeval(path: Path) -> list[dict]:
     return [{"id": ref["key"], "prompt": [{"role": "user", "content": ref["prompt"]}], "reference": ref}
             for ref in load_ifeval_jsonl(path)]
@@ -134,7 +184,7 @@ def score_pass_at_1(items: list[dict], answers: list[str]) -> tuple[list[dict], 
     n = len(items)
     metrics = {"n": n, "pass@1": sum(r.passed for r in results) / n,
                "format_rate": sum(r.format_ok for r in results) / n}
-    details = [{k: r.details.get(k) for k in ("status", "extraction", "stderr_tail")} for r in results]
+    details = [{k: r.details.get(k) for k in ("language", "status", "extraction", "failure")} for r in results]
     return _rows(items, answers, passed=[r.passed for r in results], details=details), metrics
 
 
@@ -164,6 +214,7 @@ SUITES: dict[str, Suite] = {
     "math": Suite("math", lambda p: load_math(p, "math"), score_verified, 1024),
     "humaneval": Suite("humaneval", lambda p: load_code(p, "humaneval"), score_pass_at_1, 512),
     "mbpp": Suite("mbpp", lambda p: load_code(p, "mbpp"), score_pass_at_1, 512),
+    "multipl_e": Suite("multipl_e", load_multipl_e, score_multipl_e, 512),
     "ifeval": Suite("ifeval", load_ifeval, score_ifeval, 1024),
     "passkey": Suite("passkey", load_passkey, score_passkey, 16, PASSKEY_DEFAULT, False, prepare_passkey),
 }

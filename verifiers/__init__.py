@@ -9,9 +9,11 @@ Registered: "math" (`math.verify_math`), "instruction" (`instruction.verify_inst
 "code" (`code.verify_code`, tests run in the sandbox), "instruction_code" (`instruction_code`, a check function run
 in the sandbox), "structured" and "json_schema" (`structured`: table answers, repairs checked by comparison,
 `jsonschema`), "logic" (`logic`: solver answer plus stated reasoning), "long" (`long`: output-length constraint and
-the 8,192-token limit) and "cross_lingual" (`cross_lingual`: answer agreement with the original task, in the target
-language). Heavy third-party checkers (sympy through math-verify, langdetect, pandas, jsonschema) are imported on
-their first use inside those modules, so importing the registry stays cheap.
+the 8,192-token limit), "cross_lingual" (`cross_lingual`: answer agreement with the original task, in the target
+language) and "tool_call" (`tool_call`: Qwen2.5 `<tool_call>` blocks checked against the tools' JSON Schemas and run
+against a reference implementation in the sandbox). Heavy third-party checkers (sympy through math-verify,
+langdetect, pandas, jsonschema) are imported on their first use inside those modules, so importing the registry
+stays cheap.
 
 `parse_reference` is the one reader of a reference as records store it (a JSON string) or as a caller sends it (a
 mapping); the reward service turns its ValueError into a 422 naming the item.
@@ -29,6 +31,7 @@ from verifiers.long import verify_long
 from verifiers.math import verify_math
 from verifiers.result import VerifierResult
 from verifiers.structured import verify_json_schema, verify_structured
+from verifiers.tool_call import verify_tool_call
 
 VERIFIERS: dict[str, Callable[[str, dict], VerifierResult]] = {
     "math": verify_math,
@@ -40,6 +43,7 @@ VERIFIERS: dict[str, Callable[[str, dict], VerifierResult]] = {
     "logic": verify_logic,
     "long": verify_long,
     "cross_lingual": verify_cross_lingual,
+    "tool_call": verify_tool_call,
 }
 
 __all__ = ["VERIFIERS", "VerifierResult", "parse_reference", "verify", "verify_many"]

@@ -10,6 +10,8 @@
 - `logic`: solver-checked deductive, inductive, analogical, causal, statistical problems in three forms (area 6)
 - `cross_lingual`: tasks with language-independent answers asked in five other languages (area 7)
 - `system`: system prompts of persona/tone/format/constraint parts, format verified on the response (area 8)
+- `tool_calling`: function calling in Qwen2.5's `<tool_call>` format over a small tool library, tool results run in
+  the sandbox, each call or final answer checked by the `tool_call` verifier (docs/tool-calling.md)
 
 Each area module has `make_queries(area_config, seed, generator) -> (queries, dropped)`, `dropped` counting task
 candidates thrown away before sampling (e.g. check functions failing their own tests); the generator is there for

@@ -1,60 +1,55 @@
-"""Procedural code tasks: small function problems in Python, JavaScript and C++, with tests and candidate answers.
+"""Procedural code tasks: small typed function problems, with tests and candidate answers in up to 20 languages.
 
-Each task family is one function to write, its test cases, a correct implementation per language and the bugs a
-model really makes on it: an off-by-one loop bound, a wrong base case, a missing edge case, a syntax error, an
-infinite loop, a case-sensitivity slip. Tests are rendered per language as the code verifier runs them, appended
-after the candidate's code: Python `assert f(x) == y`; JavaScript `assert.deepStrictEqual(f(x), y)`; C++ a `main`
-of `assert(f(x) == y)`. Hand-written data: these are the task maker's "model outputs", so that the sandbox has real
-failures to find offline.
+Each task family is one function to write, typed in the translator's small type language (multipl_e.py: `int`,
+`list[int]`, `optional[int]`, ...), its examples, a correct implementation per language and the bugs a model really
+makes on it: an off-by-one loop bound, a wrong base case, a missing edge case, a syntax error, an infinite loop, a
+case-sensitivity slip, a type error the static check catches. Tests are translated per language the MultiPL-E way
+(`multipl_e.translate_tests`) and appended after the candidate's code, as the code verifier runs them: Python
+`assert candidate(x) == y` inside `check`; JavaScript `assert.deepStrictEqual(candidate(x), y)`; C++ a `main` of
+`assert(candidate(x) == y)`; Java a `Main` class that throws `AssertionError`; and so on. Hand-written data: these
+are the task maker's "model outputs", so that the sandbox has real failures to find offline. Solutions in the
+languages beyond Python, JavaScript and C++ live in code_solutions.py.
 """
 
-import json
 from dataclasses import dataclass, field
+
+from data_builders.builders.code_solutions import SOLUTIONS
+from data_builders.builders.multipl_e import DISPLAY_NAMES, TypedTask, make_task, translate_tests
 
 
 @dataclass(frozen=True)
 class Family:
-    """One function task: description, entry point, test cases, and code per language (correct and buggy)."""
+    """One function task: description, entry point, typed signature and examples, and code per language (correct
+    and buggy)."""
 
     name: str
     entry: str
     description: str
-    cases: tuple[tuple[str, object], ...]  # (arguments as source text valid in every language, expected value)
+    params: str  # typed parameters, e.g. "xs: list[int], target: int"
+    returns: str  # return type, e.g. "optional[int]"
+    cases: tuple[tuple[tuple, object], ...]  # (argument values, expected value)
     code: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> kind -> code; kind "correct" first
 
-
-def _literal(value: object, language: str) -> str:
-    if language == "python":
-        return repr(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value)
+    @property
+    def task(self) -> TypedTask:
+        return make_task(self.entry, self.params, self.returns, f"{self.entry} {self.description}.",
+                         [list(case) for case in self.cases])
 
 
 def render_tests(family: Family, language: str) -> str:
-    """The test code for `family` in `language`, to be appended after a candidate's code."""
-    calls = [(f"{family.entry}({args})", _literal(expected, language)) for args, expected in family.cases]
-    if language == "python":
-        return "\n".join(f"assert {call} == {expected}, {call!r}" for call, expected in calls) + "\n"
-    if language == "javascript":
-        lines = ["const assert = require('assert');"]
-        lines += [f"assert.deepStrictEqual({call}, {expected});" for call, expected in calls]
-        return "\n".join(lines) + "\n"
-    if language == "cpp":
-        lines = ["#include <cassert>", "int main() {"]
-        lines += [f"    assert({call} == {expected});" for call, expected in calls]
-        return "\n".join([*lines, "    return 0;", "}"]) + "\n"
-    raise ValueError(f"no test renderer for language {language!r}")
+    """The test code for `family` in `language`, to be appended after a candidate's code (the translator's)."""
+    return translate_tests(family.task, language)
+
 
 def _code(text: str) -> str:
     """A code block written flush left inside the table below, with one final newline."""
     return text.strip("\n") + "\n"
 
 
-FAMILIES = (
+_FAMILIES = (
     Family(
-        "sum_to_n", "sum_to_n", "returns the sum of the integers from 1 to n (0 when n is 0)",
-        (("0", 0), ("1", 1), ("5", 15), ("10", 55)),
+        "sum_to_n", "sum_to_n", "returns the sum of the integers from 1 to n (0 when n is 0)", "n: int", "int",
+        (((0,), 0), ((1,), 1), ((5,), 15), ((10,), 55)),
         {
             "python": {
                 "correct": _code("""
@@ -121,8 +116,8 @@ long long sum_to_n(int n) {
         },
     ),
     Family(
-        "factorial", "factorial", "returns n! for n >= 0 (0! is 1)",
-        (("0", 1), ("1", 1), ("5", 120), ("7", 5040)),
+        "factorial", "factorial", "returns n! for n >= 0 (0! is 1)", "n: int", "int",
+        (((0,), 1), ((1,), 1), ((5,), 120), ((7,), 5040)),
         {
             "python": {
                 "correct": _code("""
@@ -176,7 +171,7 @@ long long factorial(int n) {
     ),
     Family(
         "fibonacci", "fibonacci", "returns the n-th Fibonacci number, with fibonacci(0) = 0 and fibonacci(1) = 1",
-        (("0", 0), ("1", 1), ("2", 1), ("10", 55)),
+        "n: int", "int", (((0,), 0), ((1,), 1), ((2,), 1), ((10,), 55)),
         {
             "python": {
                 "correct": _code("""
@@ -218,8 +213,8 @@ function fibonacci(n) {
         },
     ),
     Family(
-        "is_prime", "is_prime", "returns whether n is a prime number (n may be 0, 1 or negative)",
-        (("1", False), ("2", True), ("9", False), ("13", True), ("0", False)),
+        "is_prime", "is_prime", "returns whether n is a prime number (n may be 0, 1 or negative)", "n: int", "bool",
+        (((1,), False), ((2,), True), ((9,), False), ((13,), True), ((0,), False)),
         {
             "python": {
                 "correct": _code("""
@@ -289,7 +284,7 @@ bool is_prime(int n) {
     ),
     Family(
         "gcd", "gcd", "returns the greatest common divisor of two non-negative integers a and b (gcd(a, 0) = a)",
-        (("12, 18", 6), ("7, 0", 7), ("17, 5", 1), ("100, 75", 25)),
+        "a: int, b: int", "int", (((12, 18), 6), ((7, 0), 7), ((17, 5), 1), ((100, 75), 25)),
         {
             "python": {
                 "correct": _code("""
@@ -329,7 +324,7 @@ int gcd(int a, int b) {
     ),
     Family(
         "count_vowels", "count_vowels", "returns how many vowels (a, e, i, o, u, either case) the string s contains",
-        (("'hello'", 2), ("'AEIOU'", 5), ("''", 0), ("'rhythm'", 0)),
+        "s: str", "int", ((("hello",), 2), (("AEIOU",), 5), (("",), 0), (("rhythm",), 0)),
         {
             "python": {
                 "correct": _code("""
@@ -357,7 +352,7 @@ function count_vowels(s) {
     ),
     Family(
         "max_or_none", "max_or_none", "returns the largest number in the list xs, or None when xs is empty",
-        (("[3, 9, 2]", 9), ("[-5, -2]", -2), ("[]", None), ("[4]", 4)),
+        "xs: list[int]", "optional[int]", ((([3, 9, 2],), 9), (([-5, -2],), -2), (([],), None), (([4],), 4)),
         {
             "python": {
                 "correct": _code("""
@@ -393,7 +388,8 @@ def max_or_none(xs):
     ),
     Family(
         "binary_search", "binary_search", "returns the index of target in the sorted list xs, or -1 when it is absent",
-        (("[1, 3, 5, 7], 7", 3), ("[1, 3, 5, 7], 1", 0), ("[1, 3, 5, 7], 4", -1), ("[], 2", -1), ("[2], 2", 0)),
+        "xs: list[int], target: int", "int",
+        ((([1, 3, 5, 7], 7), 3), (([1, 3, 5, 7], 1), 0), (([1, 3, 5, 7], 4), -1), (([], 2), -1), (([2], 2), 0)),
         {
             "python": {
                 "correct": _code("""
@@ -438,7 +434,26 @@ def binary_search(xs, target):
             },
         },
     ),
+    Family(
+        "evens", "evens", "returns the even numbers of the list xs, in their order", "xs: list[int]", "list[int]",
+        ((([1, 2, 3, 4],), [2, 4]), (([],), []), (([1, 3],), []), (([6, -2, 7, 8],), [6, -2, 8]),
+         (([5, 10],), [10])),
+    ),
 )
 
-FENCES = {"python": "python", "javascript": "javascript", "cpp": "cpp"}
-LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript", "cpp": "C++"}
+
+def _merge_solutions() -> tuple[Family, ...]:
+    """FAMILIES with code_solutions.py's languages added (a family's own code comes first)."""
+    merged = []
+    for family in _FAMILIES:
+        code = {language: dict(kinds) for language, kinds in family.code.items()}
+        for language, kinds in SOLUTIONS.get(family.name, {}).items():
+            code.setdefault(language, {}).update(kinds)
+        merged.append(Family(family.name, family.entry, family.description, family.params, family.returns,
+                             family.cases, code))
+    return tuple(merged)
+
+
+FAMILIES = _merge_solutions()
+FENCES = {language: language for language in DISPLAY_NAMES}
+LANGUAGE_NAMES = dict(DISPLAY_NAMES)

@@ -240,7 +240,7 @@ def test_assign_splits_partitions_by_share():
     ({"math": {"procedurall": 3}}, None, "areas.math.*unknown: \\['procedurall'\\]"),
     ({"math": {"k": 0}}, None, "areas.math.k"),
     ({"math": {"splits": {"train": 1.0}}}, None, "areas.math.splits"),
-    ({"code": {"languages": ["rust"]}}, None, "areas.code.languages"),
+    ({"code": {"languages": ["cobol"]}}, None, "areas.code.languages"),  # 20 languages are accepted, not any
     ({}, {"backend": "hf"}, "generator.model_path"),
     ({}, {"backend": "openai", "base_url": "http://x/v1", "model": "m", "temprature": 1}, "temprature"),
 ])

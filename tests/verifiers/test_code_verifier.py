@@ -78,7 +78,9 @@ def test_cpp_syntax_error_is_compile_error():
 def test_python_syntax_error_fails():
     result = verify_code(fenced("def add(a, b)\n    return a + b"), MBPP)
     assert not result.passed and result.format_ok
-    assert result.details["status"] == "failed" and "SyntaxError" in result.details["stderr"]
+    # the sandbox's static check (Python's compile before any of it runs) refuses it: static_error, diagnostic named
+    assert result.details["status"] == "static_error" and "SyntaxError" in result.details["stderr"]
+    assert result.details["failure"].startswith("static_error: ") and "SyntaxError" in result.details["failure"]
 
 
 def test_response_with_no_code_fails_without_running():
