@@ -404,6 +404,18 @@ def _comment(lines: list[str], prefix: str) -> str:
 # ------------------------------------------------------------------------------------------------- translators
 
 
+class _Lazy(dict):
+    """Template parts computed on first use (str.format_map looks each name up when it reaches it)."""
+
+    def __init__(self, **thunks) -> None:
+        super().__init__()
+        self.thunks = thunks
+
+    def __missing__(self, key: str) -> str:
+        value = self[key] = self.thunks[key]()
+        return value
+
+
 class Translator:
     """One language: types, literals, calls, the prompt, and the test harness. Subclasses override the parts."""
 
@@ -415,12 +427,106 @@ class Translator:
     def fn(self, task: TypedTask) -> str:
         return entry_name(task.name, self.language)
 
-    def type(self, t: Type) -> str:
-        raise Unsupported(f"{self.language} has no translation for {t}")
+    any_type = ""  # the one type of a dynamically typed language
+    scalar_types: ClassVar[dict[str, str]] = {}  # int/float/bool/str -> the language's type
 
-    # values
+    def type(self, t: Type) -> str:
+        if self.any_type:
+            return self.any_type
+        if t.kind in self.scalar_types:
+            return self.scalar_types[t.kind]
+        return self.compound_type(t)
+
+    # list/dict/tuple/optional -> a template naming {elem} (the item or value type), {atom} (the same as an
+    # argument, see _ML), {items} (a tuple's types joined by tuple_type_sep) or {n} (a tuple's size)
+    type_templates: ClassVar[dict[str, str]] = {}
+    tuple_type_sep = ", "
+    type_note = ""  # said after "has no translation for T"
+
+    def compound_type(self, t: Type) -> str:
+        if t.kind not in self.type_templates:
+            raise Unsupported(f"{self.language} has no translation for {t}{self.type_note}")
+        sub = t.args[1] if t.kind == "dict" else t.args[0]
+        trailing = "," if self.tuple_trailing_comma and len(t.args) == 1 else ""
+        return self.type_templates[t.kind].format_map(
+            _Lazy(
+                elem=lambda: self.elem_type(sub),
+                atom=lambda: self.atom_type(sub),
+                n=lambda: len(t.args),
+                items=lambda: self.tuple_type_sep.join(self.type(a) for a in t.args) + trailing,
+            )
+        )
+
+    # values: the generic literal below is set by the few pieces each language spells differently. Templates
+    # name their parts {items}, {type} (the value's type), {elem} (its element type), {value} (an optional's value);
+    # parts are computed when the template names them, in the template's order.
+    literal_kinds: frozenset[str] = frozenset(("int", "float", "bool", "str", "list", "tuple", "dict", "optional"))
+    null: str | None = None  # a missing value's literal at any type (dynamic languages)
+    true_false = ("true", "false")
+    int_template = "{}"
+    paren_negative = False  # numbers below zero in parentheses
+    str_template = "{}"
+    str_escapes: tuple[tuple[str, str], ...] = ()  # replacements after _c_string
+    escape_keys = False  # dictionary keys as string literals (with str_escapes) rather than plain _c_string
+    list_template, empty_list_template, list_sep = "[{items}]", "", ", "
+    tuple_template, tuple_sep, tuple_trailing_comma = "[{items}]", ", ", False
+    dict_template, empty_dict_template, dict_sep = "{{{items}}}", "", ", "
+    dict_entry = "{key}: {value}"
+    none_template, some_template = "", "{value}"
+    items_first = False  # a list's items computed before its element type
+
+    def quote(self, s: str) -> str:
+        return _c_string(s)
+
+    def escaped(self, s: str) -> str:
+        text = self.quote(s)
+        for old, new in self.str_escapes:
+            text = text.replace(old, new)
+        return text
+
+    def elem_type(self, t: Type) -> str:
+        return self.type(t)
+
+    def _fill(self, template: str, t: Type, elem: Type | None, first: bool = False, **parts) -> str:
+        lazy = _Lazy(type=lambda: self.type(t), elem=lambda: self.elem_type(elem), **parts)
+        if first:
+            lazy["items"]  # noqa: B018 (computed first, as its errors come first)
+        return template.format_map(lazy)
+
     def literal(self, value: object, t: Type) -> str:
-        raise NotImplementedError
+        if value is None and self.null is not None:
+            return self.null
+        if t.kind not in self.literal_kinds:
+            raise Unsupported(f"{self.language} has no translation for {t}")
+        match t.kind:
+            case "bool":
+                return self.true_false[0 if value else 1]
+            case "int" | "float":
+                text = self.int_template.format(value) if t.kind == "int" else _float(value)
+                return f"({text})" if self.paren_negative and value < 0 else text
+            case "str":
+                return self.str_template.format(self.escaped(value))
+            case "list":
+                template = (not value and self.empty_list_template) or self.list_template
+                items = lambda: self.list_sep.join(self.literal(v, t.args[0]) for v in value)  # noqa: E731
+                return self._fill(template, t, t.args[0], self.items_first, items=items)
+            case "tuple":
+                items = self.tuple_sep.join(self.literal(v, s) for v, s in zip(value, t.args, strict=True))
+                return self.tuple_template.format(
+                    items=items + ("," if self.tuple_trailing_comma and len(t.args) == 1 else "")
+                )
+            case "dict":
+                key = self.escaped if self.escape_keys else self.quote
+                items = self.dict_sep.join(
+                    self.dict_entry.format(key=key(k), value=self.literal(v, t.args[1])) for k, v in value.items()
+                )
+                template = (not value and self.empty_dict_template) or self.dict_template
+                return self._fill(template, t, t.args[1], items=lambda: items)
+            case "optional":
+                if value is None:
+                    return self._fill(self.none_template, t, t.args[0])
+                return self._fill(self.some_template, t, t.args[0], value=lambda: self.literal(value, t.args[0]))
+        raise Unsupported(f"{self.language} has no translation for {t}")
 
     def args_text(self, task: TypedTask, args: tuple) -> list[str]:
         return [self.literal(a, pt) for a, (_, pt) in zip(args, task.params, strict=True)]
@@ -428,20 +534,76 @@ class Translator:
     def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
         return f"{fn or self.fn(task)}({', '.join(self.args_text(task, args))})"
 
-    # prompt and tests
+    # the prompt: prompt_head(task), the doc comment (each line after `comment`), then signature_template naming
+    # {name} (the task's), {fn} (the language's), {ret} (the return type) and {params} (param_template of {param}
+    # and {type} per parameter, joined by param_sep; no_params where there are none)
+    prompt_header = signature_template = ""
+    param_template, param_sep, no_params = "{param}", ", ", ""
+
+    def prompt_head(self, task: TypedTask) -> str:
+        return self.prompt_header
+
     def prompt(self, task: TypedTask) -> str:
-        raise NotImplementedError
+        params = self.param_sep.join(self.param_template.format(param=n, type=self.type(t)) for n, t in task.params)
+        return (
+            self.prompt_head(task)
+            + _comment(_doc_lines(task, self.language), self.comment)
+            + self.signature_template.format(
+                name=task.name, fn=self.fn(task), params=params or self.no_params, ret=self.type(task.returns)
+            )
+        )
+
+    # one example's check: a template for float results, one for list[float] results ("": not special) and one for
+    # the rest, naming {call}, {expected}, {tol}, {quoted_call}, {shown} (Python's repr of "call == expected");
+    # check_line wraps the result as {cond}, with {msg}
+    check_call: str | None = "candidate"  # the name the checks call (None: the function's own)
+    float_check = float_list_check = ""
+    float_anywhere = False  # float_check for any result with a float in it
+    eq_check = "{call} == {expected}"
+    check_line = "{cond}"
 
     def check(self, task: TypedTask, example: Example) -> str:
-        raise NotImplementedError
+        call = self.call_expr(task, example.args, self.check_call)
+        expected = _expected_text(self, example, task)
+        template = self.eq_check
+        floats = task.returns.contains("float") if self.float_anywhere else task.returns.kind == "float"
+        if floats and self.float_check:
+            template = self.float_check
+        elif _is_float_list(task.returns) and self.float_list_check:
+            template = self.float_list_check
+        parts = {
+            "call": call,
+            "expected": expected,
+            "tol": FLOAT_TOLERANCE,
+            "quoted_call": _c_string(call),
+            "shown": repr(call + " == " + expected),
+        }
+        return self.check_line.format(cond=template.format(**parts), msg=_c_string("assertion failed: " + call))
+
+    # the harness: prelude(task), tests_head, the checks, tests_tail ({name}: the task's name, {fn}: the function's
+    # name in the language's idiom); refuse(task) first raises Unsupported for results it cannot compare
+    tests_head: tuple[str, ...] = ()
+    tests_tail: tuple[str, ...] = ()
+    closer = ""  # what MultiPL-E's tests start with to close the prompt's function (stop tokens cut it off)
+
+    def refuse(self, task: TypedTask) -> None:
+        pass
+
+    def prelude(self, task: TypedTask) -> list[str]:
+        return []
 
     def tests(self, task: TypedTask) -> str:
         """The harness appended after a complete function."""
-        raise NotImplementedError
+        self.refuse(task)
+
+        def fill(lines: tuple[str, ...]) -> list[str]:
+            return [line.replace("{name}", task.name).replace("{fn}", self.fn(task)) for line in lines]
+
+        lines = [*self.prelude(task), *fill(self.tests_head), *[self.check(task, e) for e in task.examples]]
+        return "\n".join(lines + fill(self.tests_tail)) + "\n"
 
     def close_prompt(self, task: TypedTask) -> str:
-        """What MultiPL-E's tests start with to close the prompt's function (stop tokens cut it from completions)."""
-        return ""
+        return self.closer
 
     def validate(self, task: TypedTask) -> None:
         for _, pt in task.params:
@@ -453,8 +615,18 @@ def _expected_text(t: Translator, example: Example, task: TypedTask) -> str:
     return t.literal(example.expected, task.returns)
 
 
+def _item_types(value: list, t: Type) -> list[Type]:
+    """The type of each item of a list or tuple value."""
+    return [t.args[0]] * len(value) if t.kind == "list" else list(t.args)
+
+
 def _is_float_list(t: Type) -> bool:
     return t.kind == "list" and t.args[0].kind == "float"
+
+
+def _refuse_float_list(t: Translator, task: TypedTask) -> None:
+    if _is_float_list(task.returns):
+        raise Unsupported(f"{t.language}: list[float] results are not compared with tolerance here")
 
 
 # ---- Python
@@ -463,29 +635,21 @@ def _is_float_list(t: Type) -> bool:
 class Python(Translator):
     language = "python"
     stop_tokens = ("\ndef", "\n#", "\nif", "\nclass")
+    float_anywhere = True
+    float_check = "    assert _close({call}, {expected}), {shown}"
+    eq_check = "    assert {call} == {expected}, {shown}"
+    null, true_false = "None", ("True", "False")
+    tuple_template, tuple_trailing_comma = "({items})", True
 
     _NAMES: ClassVar[dict[str, str]] = {"list": "List", "dict": "Dict", "tuple": "Tuple", "optional": "Optional"}
+
+    def quote(self, s: str) -> str:
+        return repr(s)
 
     def type(self, t: Type) -> str:
         if t.kind in SCALARS:
             return t.kind
         return f"{self._NAMES[t.kind]}[{', '.join(self.type(a) for a in t.args)}]"
-
-    def literal(self, value: object, t: Type) -> str:
-        if value is None:
-            return "None"
-        if t.kind == "optional":
-            return self.literal(value, t.args[0])
-        if t.kind == "float":
-            return _float(value)
-        if t.kind == "list":
-            return "[" + ", ".join(self.literal(v, t.args[0]) for v in value) + "]"
-        if t.kind == "tuple":
-            inner = ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True))
-            return f"({inner},)" if len(t.args) == 1 else f"({inner})"
-        if t.kind == "dict":
-            return "{" + ", ".join(f"{k!r}: {self.literal(v, t.args[1])}" for k, v in value.items()) + "}"
-        return repr(value)
 
     def prompt(self, task: TypedTask) -> str:
         used = sorted(
@@ -500,40 +664,26 @@ class Python(Translator):
         doc = "\n".join(f"    {line}".rstrip() for line in _doc_lines(task, self.language))
         return f'{header}def {task.name}({params}) -> {self.type(task.returns)}:\n    """\n{doc}\n    """\n'
 
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, "candidate")
-        expected = _expected_text(self, example, task)
-        if task.returns.contains("float"):
-            return f"    assert _close({call}, {expected}), {call + ' == ' + expected!r}"
-        return f"    assert {call} == {expected}, {call + ' == ' + expected!r}"
+    tests_head = ("def check(candidate):",)
+    tests_tail = ("", "def test_check():", "    check({name})", "", "test_check()")
 
-    def tests(self, task: TypedTask) -> str:
-        lines = []
-        if task.returns.contains("float"):
-            lines += [
-                "def _close(a, b):",
-                "    if isinstance(b, float):",
-                f"        return isinstance(a, (int, float)) and abs(a - b) < {FLOAT_TOLERANCE}",
-                "    if isinstance(b, (list, tuple)):",
-                (
-                    "        return isinstance(a, (list, tuple)) and len(a) == len(b) and all(_close(x, y) for x, y "
-                    "in zip(a, b))"
-                ),
-                "    if isinstance(b, dict):",
-                ("        return isinstance(a, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in b)"),
-                "    return a == b",
-                "",
-            ]
-        lines += [
-            "def check(candidate):",
-            *[self.check(task, e) for e in task.examples],
+    def prelude(self, task: TypedTask) -> list[str]:
+        if not task.returns.contains("float"):
+            return []
+        return [
+            "def _close(a, b):",
+            "    if isinstance(b, float):",
+            f"        return isinstance(a, (int, float)) and abs(a - b) < {FLOAT_TOLERANCE}",
+            "    if isinstance(b, (list, tuple)):",
+            (
+                "        return isinstance(a, (list, tuple)) and len(a) == len(b) and all(_close(x, y) for x, y "
+                "in zip(a, b))"
+            ),
+            "    if isinstance(b, dict):",
+            ("        return isinstance(a, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in b)"),
+            "    return a == b",
             "",
-            "def test_check():",
-            f"    check({task.name})",
-            "",
-            "test_check()",
         ]
-        return "\n".join(lines) + "\n"
 
 
 # ---- JavaScript / TypeScript
@@ -553,28 +703,8 @@ _JS_CLOSE = (
 class JavaScript(Translator):
     language = "javascript"
     stop_tokens = ("\nfunction ", "\n/*", "\n//", "\nconsole.log")
-
-    def type(self, t: Type) -> str:
-        return "any"
-
-    def literal(self, value: object, t: Type) -> str:
-        if value is None:
-            return "undefined"
-        if t.kind == "optional":
-            return self.literal(value, t.args[0])
-        if t.kind == "bool":
-            return "true" if value else "false"
-        if t.kind == "str":
-            return _c_string(value)
-        if t.kind == "float":
-            return repr(float(value))
-        if t.kind == "list":
-            return "[" + ", ".join(self.literal(v, t.args[0]) for v in value) + "]"
-        if t.kind == "tuple":
-            return "[" + ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + "]"
-        if t.kind == "dict":
-            return "{" + ", ".join(f"{_c_string(k)}: {self.literal(v, t.args[1])}" for k, v in value.items()) + "}"
-        return repr(value)
+    any_type = "any"
+    null = "undefined"
 
     def signature(self, task: TypedTask) -> str:
         return f"function {task.name}({', '.join(n for n, _ in task.params)}){{\n"
@@ -594,19 +724,11 @@ class JavaScript(Translator):
     def header(self) -> list[str]:
         return ["const assert = require('node:assert');"]
 
-    def tests(self, task: TypedTask) -> str:
-        lines = self.header() + [""]
-        if task.returns.contains("float"):
-            lines += [self.close_fn(), ""]
-        lines += [
-            "function test() {",
-            f"  let candidate = {task.name};",
-            *[self.check(task, e) for e in task.examples],
-            "}",
-            "",
-            "test();",
-        ]
-        return "\n".join(lines) + "\n"
+    tests_head = ("function test() {", "  let candidate = {name};")
+    tests_tail = ("}", "", "test();")
+
+    def prelude(self, task: TypedTask) -> list[str]:
+        return [*self.header(), "", *([self.close_fn(), ""] if task.returns.contains("float") else [])]
 
     def close_fn(self) -> str:
         return _JS_CLOSE
@@ -656,66 +778,29 @@ class TypeScript(JavaScript):
 class Cpp(Translator):
     language = "cpp"
     stop_tokens = ("\n}",)
+    prompt_header = "#include<assert.h>\n#include<bits/stdc++.h>\n"
+    signature_template, param_template = "{ret} {name}({params}) {{\n", "{type} {param}"
+    closer = "}\n"
+    float_check = "    assert(std::abs({call} - ({expected})) < {tol});"
+    float_list_check = "    assert(qwenpost_close({call}, {expected}));"
+    eq_check = "    assert({call} == {expected});"
+    str_template, tuple_template = "std::string({})", "std::make_tuple({items})"
+    list_template = dict_template = "{type}({{{items}}})"
+    dict_entry = "{{{key}, {value}}}"
+    none_template, some_template = "std::nullopt", "{type}({value})"
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "long"
-            case "float":
-                return "double"
-            case "bool":
-                return "bool"
-            case "str":
-                return "std::string"
-            case "list":
-                return f"std::vector<{self.type(t.args[0])}>"
-            case "dict":
-                return f"std::map<std::string,{self.type(t.args[1])}>"
-            case "tuple":
-                return f"std::tuple<{', '.join(self.type(a) for a in t.args)}>"
-            case "optional":
-                return f"std::optional<{self.type(t.args[0])}>"
-        raise Unsupported(str(t))
+    scalar_types: ClassVar[dict[str, str]] = {"int": "long", "float": "double", "bool": "bool", "str": "std::string"}
+    type_templates: ClassVar[dict[str, str]] = {
+        "list": "std::vector<{elem}>",
+        "dict": "std::map<std::string,{elem}>",
+        "tuple": "std::tuple<{items}>",
+        "optional": "std::optional<{elem}>",
+    }
 
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return f"std::string({_c_string(value)})"
-            case "list":
-                return f"{self.type(t)}({{{', '.join(self.literal(v, t.args[0]) for v in value)}}})"
-            case "tuple":
-                return f"std::make_tuple({', '.join(self.literal(v, s) for v, s in zip(value, t.args, strict=True))})"
-            case "dict":
-                pairs = ", ".join(f"{{{_c_string(k)}, {self.literal(v, t.args[1])}}}" for k, v in value.items())
-                return f"{self.type(t)}({{{pairs}}})"
-            case "optional":
-                return "std::nullopt" if value is None else f"{self.type(t)}({self.literal(value, t.args[0])})"
-        raise Unsupported(str(t))
+    tests_head = ("int main() {", "    auto candidate = {name};")
+    tests_tail = ("}",)
 
-    def prompt(self, task: TypedTask) -> str:
-        params = ", ".join(f"{self.type(t)} {n}" for n, t in task.params)
-        return (
-            "#include<assert.h>\n#include<bits/stdc++.h>\n"
-            + _comment(_doc_lines(task, self.language), "// ")
-            + f"{self.type(task.returns)} {task.name}({params}) {{\n"
-        )
-
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, "candidate")
-        expected = _expected_text(self, example, task)
-        if task.returns.kind == "float":
-            return f"    assert(std::abs({call} - ({expected})) < {FLOAT_TOLERANCE});"
-        if _is_float_list(task.returns):
-            return f"    assert(qwenpost_close({call}, {expected}));"
-        return f"    assert({call} == {expected});"
-
-    def tests(self, task: TypedTask) -> str:
+    def prelude(self, task: TypedTask) -> list[str]:
         lines = [
             "#include <cassert>",
             "#include <cmath>",
@@ -738,16 +823,7 @@ class Cpp(Translator):
                 "}",
                 "",
             ]
-        lines += [
-            "int main() {",
-            f"    auto candidate = {task.name};",
-            *[self.check(task, e) for e in task.examples],
-            "}",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def close_prompt(self, task: TypedTask) -> str:
-        return "}\n"
+        return lines
 
 
 class C(Translator):
@@ -755,38 +831,23 @@ class C(Translator):
 
     language = "c"
     stop_tokens = ("\n}",)
+    prompt_header = "#include <stdbool.h>\n#include <stdlib.h>\n#include <string.h>\n"
+    signature_template, param_template = "{ret} {name}({params}) {{\n", "{type} {param}"
+    no_params = "void"
+    tests_head = (
+        "#include <math.h>",
+        "#include <stdbool.h>",
+        "#include <stdio.h>",
+        "#include <string.h>",
+        "",
+        "int main(void) {",
+    )
+    tests_tail = ("    return 0;", "}")
+    closer = "}\n"
+    literal_kinds = frozenset(SCALARS)
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "long"
-            case "float":
-                return "double"
-            case "bool":
-                return "bool"
-            case "str":
-                return "const char*"
-        raise Unsupported(f"c has no translation for {t} (only int, float, bool, str)")
-
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value)
-        raise Unsupported(f"c has no translation for {t}")
-
-    def prompt(self, task: TypedTask) -> str:
-        params = ", ".join(f"{self.type(t)} {n}" for n, t in task.params) or "void"
-        return (
-            "#include <stdbool.h>\n#include <stdlib.h>\n#include <string.h>\n"
-            + _comment(_doc_lines(task, self.language), "// ")
-            + f"{self.type(task.returns)} {task.name}({params}) {{\n"
-        )
+    scalar_types: ClassVar[dict[str, str]] = {"int": "long", "float": "double", "bool": "bool", "str": "const char*"}
+    type_note = " (only int, float, bool, str)"
 
     def check(self, task: TypedTask, example: Example) -> str:
         call = self.call_expr(task, example.args)
@@ -799,23 +860,6 @@ class C(Translator):
             cond = f"{call} == {expected}"
         return f'    if (!({cond})) {{ fprintf(stderr, "assertion failed: %s\\n", {_c_string(cond)}); return 1; }}'
 
-    def tests(self, task: TypedTask) -> str:
-        lines = [
-            "#include <math.h>",
-            "#include <stdbool.h>",
-            "#include <stdio.h>",
-            "#include <string.h>",
-            "",
-            "int main(void) {",
-            *[self.check(task, e) for e in task.examples],
-            "    return 0;",
-            "}",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def close_prompt(self, task: TypedTask) -> str:
-        return "}\n"
-
 
 # ---- Java, C#, Scala, Kotlin
 
@@ -823,69 +867,43 @@ class C(Translator):
 class Java(Translator):
     language = "java"
     stop_tokens = ("\n    }\n",)
+    closer = "    }\n}\n"
+    literal_kinds = frozenset(Translator.literal_kinds - {"tuple"})
+    int_template, items_first = "{}l", True
+    list_template = "new java.util.ArrayList<{elem}>(java.util.Arrays.asList({items}))"
+    dict_template = "new java.util.HashMap<String,{elem}>(java.util.Map.of({items}))"
+    dict_entry = "{key}, {value}"
+    none_template, some_template = "java.util.Optional.empty()", "java.util.Optional.of({value})"
     _BOX: ClassVar[dict[str, str]] = {"long": "Long", "double": "Double", "boolean": "Boolean"}
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "long"
-            case "float":
-                return "double"
-            case "bool":
-                return "boolean"
-            case "str":
-                return "String"
-            case "list":
-                return f"ArrayList<{self.box(t.args[0])}>"
-            case "dict":
-                return f"HashMap<String,{self.box(t.args[1])}>"
-            case "optional":
-                return f"Optional<{self.box(t.args[0])}>"
-        raise Unsupported(f"java has no translation for {t} (MultiPL-E's tuples need org.javatuples, not here)")
+    scalar_types: ClassVar[dict[str, str]] = {"int": "long", "float": "double", "bool": "boolean", "str": "String"}
+    type_templates: ClassVar[dict[str, str]] = {
+        "list": "ArrayList<{elem}>",
+        "dict": "HashMap<String,{elem}>",
+        "optional": "Optional<{elem}>",
+    }
+    type_note = " (MultiPL-E's tuples need org.javatuples, not here)"
 
-    def box(self, t: Type) -> str:
+    def elem_type(self, t: Type) -> str:
         inner = self.type(t)
         return self._BOX.get(inner, inner)
 
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return f"{value}l"
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value)
-            case "list":
-                items = ", ".join(self.literal(v, t.args[0]) for v in value)
-                return f"new java.util.ArrayList<{self.box(t.args[0])}>(java.util.Arrays.asList({items}))"
-            case "dict":
-                pairs = ", ".join(f"{_c_string(k)}, {self.literal(v, t.args[1])}" for k, v in value.items())
-                return f"new java.util.HashMap<String,{self.box(t.args[1])}>(java.util.Map.of({pairs}))"
-            case "optional":
-                return (
-                    "java.util.Optional.empty()"
-                    if value is None
-                    else f"java.util.Optional.of({self.literal(value, t.args[0])})"
-                )
-        raise Unsupported(f"java has no translation for {t}")
-
-    def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
-        return f"{fn or self.fn(task)}({', '.join(self.args_text(task, args))})"
+    imports = (
+        "import java.util.*;",
+        "import java.lang.reflect.*;",
+        "import java.security.*;",
+        "import java.math.*;",
+        "import java.io.*;",
+        "import java.util.stream.*;",
+    )
+    exception = "new AssertionError"  # what a failed check throws
+    tests_head = ("class Main {", "    public static void main(String[] args) {")
+    tests_tail = ("    }", "}")
 
     def prompt(self, task: TypedTask) -> str:
-        imports = [
-            "import java.util.*;",
-            "import java.lang.reflect.*;",
-            "import java.security.*;",
-            "import java.math.*;",
-            "import java.io.*;",
-            "import java.util.stream.*;",
-        ]
         params = ", ".join(f"{self.type(t)} {n}" for n, t in task.params)
         return (
-            "\n".join(imports)
+            "\n".join(self.imports)
             + f"\nclass {CLASS_NAME} {{\n"
             + _comment(_doc_lines(task, self.language), "    // ")
             + f"    public static {self.type(task.returns)} {self.fn(task)}({params}) {{\n"
@@ -902,90 +920,48 @@ class Java(Translator):
         call = self.call_expr(task, example.args, f"{CLASS_NAME}.{self.fn(task)}")
         cond = self.condition(task, call, _expected_text(self, example, task))
         shown = self.call_expr(task, example.args, self.fn(task))
-        return f"        if (!({cond})) throw new AssertionError({_c_string('assertion failed: ' + shown)});"
+        return f"        if (!({cond})) throw {self.exception}({_c_string('assertion failed: ' + shown)});"
 
-    def tests(self, task: TypedTask) -> str:
-        if _is_float_list(task.returns):
-            raise Unsupported("java: list[float] results are not compared with tolerance here")
-        lines = [
-            "class Main {",
-            "    public static void main(String[] args) {",
-            *[self.check(task, e) for e in task.examples],
-            "    }",
-            "}",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def close_prompt(self, task: TypedTask) -> str:
-        return "    }\n}\n"
+    def refuse(self, task: TypedTask) -> None:
+        """Unsupported for results the harness cannot compare."""
+        _refuse_float_list(self, task)
 
 
 class CSharp(Java):
     language = "csharp"
     stop_tokens = ("\n    }\n",)
+    _BOX: ClassVar[dict[str, str]] = {}
+    int_template, items_first = "{}L", False
+    list_template = "new System.Collections.Generic.List<{elem}>(new {elem}[]{{{items}}})"
+    empty_list_template = "new System.Collections.Generic.List<{elem}>()"
+    dict_template = "new System.Collections.Generic.Dictionary<string,{elem}>(){{{items}}}"
+    dict_entry = "{{{key}, {value}}}"
+    none_template, some_template = "(System.Nullable<{elem}>)null", "{value}"
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "long"
-            case "float":
-                return "double"
-            case "bool":
-                return "bool"
-            case "str":
-                return "string"
-            case "list":
-                return f"List<{self.type(t.args[0])}>"
-            case "dict":
-                return f"Dictionary<string,{self.type(t.args[1])}>"
-            case "optional" if t.args[0].kind in ("int", "float", "bool"):
-                return f"Nullable<{self.type(t.args[0])}>"
-        raise Unsupported(f"csharp has no translation for {t}")
+    scalar_types: ClassVar[dict[str, str]] = {"int": "long", "float": "double", "bool": "bool", "str": "string"}
+    type_templates: ClassVar[dict[str, str]] = {
+        "list": "List<{elem}>",
+        "dict": "Dictionary<string,{elem}>",
+        "optional": "Nullable<{elem}>",
+    }
+    type_note = ""
 
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return f"{value}L"
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value)
-            case "list":
-                inner = self.type(t.args[0])
-                if not value:
-                    return f"new System.Collections.Generic.List<{inner}>()"
-                items = ", ".join(self.literal(v, t.args[0]) for v in value)
-                return f"new System.Collections.Generic.List<{inner}>(new {inner}[]{{{items}}})"
-            case "dict":
-                pairs = ", ".join(f"{{{_c_string(k)}, {self.literal(v, t.args[1])}}}" for k, v in value.items())
-                return f"new System.Collections.Generic.Dictionary<string,{self.type(t.args[1])}>(){{{pairs}}}"
-            case "optional":
-                return (
-                    f"(System.Nullable<{self.type(t.args[0])}>)null"
-                    if value is None
-                    else self.literal(value, t.args[0])
-                )
-        raise Unsupported(f"csharp has no translation for {t}")
+    imports = (
+        "using System;",
+        "using System.Numerics;",
+        "using System.Diagnostics;",
+        "using System.Collections.Generic;",
+        "using System.Linq;",
+        "using System.Text;",
+        "using System.Security.Cryptography;",
+    )
+    exception = "new System.Exception"
+    tests_head = ("class QwenpostTests {", "    public static void Main(string[] args) {")
 
-    def prompt(self, task: TypedTask) -> str:
-        usings = [
-            "using System;",
-            "using System.Numerics;",
-            "using System.Diagnostics;",
-            "using System.Collections.Generic;",
-            "using System.Linq;",
-            "using System.Text;",
-            "using System.Security.Cryptography;",
-        ]
-        params = ", ".join(f"{self.type(t)} {n}" for n, t in task.params)
-        return (
-            "\n".join(usings)
-            + f"\nclass {CLASS_NAME} {{\n"
-            + _comment(_doc_lines(task, self.language), "    // ")
-            + f"    public static {self.type(task.returns)} {self.fn(task)}({params}) {{\n"
-        )
+    def compound_type(self, t: Type) -> str:
+        if t.kind == "optional" and t.args[0].kind not in ("int", "float", "bool"):
+            raise Unsupported(f"csharp has no translation for {t}")
+        return super().compound_type(t)
 
     def condition(self, task: TypedTask, call: str, expected: str) -> str:
         if task.returns.kind == "float":
@@ -1001,71 +977,32 @@ class CSharp(Java):
             return f"{call} == {expected}"
         raise Unsupported(f"csharp: no equality for {task.returns}")
 
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, f"{CLASS_NAME}.{self.fn(task)}")
-        cond = self.condition(task, call, _expected_text(self, example, task))
-        shown = self.call_expr(task, example.args, self.fn(task))
-        return f"        if (!({cond})) throw new System.Exception({_c_string('assertion failed: ' + shown)});"
-
-    def tests(self, task: TypedTask) -> str:
+    def refuse(self, task: TypedTask) -> None:
         if _is_float_list(task.returns) or (
             task.returns.kind == "list" and task.returns.args[0].kind in ("list", "dict")
         ):
             raise Unsupported(f"csharp: no deep equality for {task.returns} here")
-        lines = [
-            "class QwenpostTests {",
-            "    public static void Main(string[] args) {",
-            *[self.check(task, e) for e in task.examples],
-            "    }",
-            "}",
-        ]
-        return "\n".join(lines) + "\n"
 
 
 class Scala(Java):
     language = "scala"
     stop_tokens = ("\n    }\n",)
+    _BOX: ClassVar[dict[str, str]] = {}
+    literal_kinds, int_template, items_first = Translator.literal_kinds, "{}L", False
+    list_template, tuple_template = "List[{elem}]({items})", "({items})"
+    dict_template = "scala.collection.immutable.Map[String,{elem}]({items})"
+    dict_entry = "{key} -> {value}"
+    none_template, some_template = "None", "Some({value})"
+    tests_head = ("object Main {", "    def main(args: Array[String]) : Unit = {")
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "Long"
-            case "float":
-                return "Double"
-            case "bool":
-                return "Boolean"
-            case "str":
-                return "String"
-            case "list":
-                return f"List[{self.type(t.args[0])}]"
-            case "dict":
-                return f"Map[String,{self.type(t.args[1])}]"
-            case "tuple":
-                return f"Tuple{len(t.args)}[{', '.join(self.type(a) for a in t.args)}]"
-            case "optional":
-                return f"Option[{self.type(t.args[0])}]"
-        raise Unsupported(f"scala has no translation for {t}")
-
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return f"{value}L"
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value)
-            case "list":
-                return f"List[{self.type(t.args[0])}]({', '.join(self.literal(v, t.args[0]) for v in value)})"
-            case "dict":
-                pairs = ", ".join(f"{_c_string(k)} -> {self.literal(v, t.args[1])}" for k, v in value.items())
-                return f"scala.collection.immutable.Map[String,{self.type(t.args[1])}]({pairs})"
-            case "tuple":
-                return "(" + ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + ")"
-            case "optional":
-                return "None" if value is None else f"Some({self.literal(value, t.args[0])})"
-        raise Unsupported(f"scala has no translation for {t}")
+    scalar_types: ClassVar[dict[str, str]] = {"int": "Long", "float": "Double", "bool": "Boolean", "str": "String"}
+    type_templates: ClassVar[dict[str, str]] = {
+        "list": "List[{elem}]",
+        "dict": "Map[String,{elem}]",
+        "tuple": "Tuple{n}[{items}]",
+        "optional": "Option[{elem}]",
+    }
+    type_note = ""
 
     def prompt(self, task: TypedTask) -> str:
         params = ", ".join(f"{n} : {self.type(t)}" for n, t in task.params)
@@ -1086,78 +1023,38 @@ class Scala(Java):
         cond = self.condition(task, call, _expected_text(self, example, task))
         return f"        assert({cond}, {_c_string(cond)});"
 
-    def tests(self, task: TypedTask) -> str:
-        if _is_float_list(task.returns):
-            raise Unsupported("scala: list[float] results are not compared with tolerance here")
-        lines = [
-            "object Main {",
-            "    def main(args: Array[String]) : Unit = {",
-            *[self.check(task, e) for e in task.examples],
-            "    }",
-            "}",
-        ]
-        return "\n".join(lines) + "\n"
-
 
 class Kotlin(Translator):
     language = "kotlin"
     stop_tokens = ("\nfun ", "\n/*", "\n//", "\nclass")
+    signature_template, param_template = "fun {fn}({params}): {ret} {{\n", "{param}: {type}"
+    tests_head = ("fun main() {",)
+    tests_tail = ("}",)
+    closer = "}\n\n"
+    str_escapes = (("$", "\\$"),)
+    list_template, empty_list_template = "mutableListOf({items})", "mutableListOf<{elem}>()"
+    dict_template, empty_dict_template = "mutableMapOf({items})", "mutableMapOf<String, {elem}>()"
+    dict_entry, tuple_template = "{key} to {value}", "({items})"  # Pair(..) or Triple(..)
+    none_template = "null"
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "Int"
-            case "float":
-                return "Double"
-            case "bool":
-                return "Boolean"
-            case "str":
-                return "String"
-            case "list":
-                return f"MutableList<{self.type(t.args[0])}>"
-            case "dict":
-                return f"Map<String, {self.type(t.args[1])}>"
-            case "tuple" if len(t.args) in (2, 3):
-                return f"{'Pair' if len(t.args) == 2 else 'Triple'}<{', '.join(self.type(a) for a in t.args)}>"
-            case "optional":
-                return f"{self.type(t.args[0])}?"
-        raise Unsupported(f"kotlin has no translation for {t}")
+    scalar_types: ClassVar[dict[str, str]] = {"int": "Int", "float": "Double", "bool": "Boolean", "str": "String"}
+    type_templates: ClassVar[dict[str, str]] = {
+        "list": "MutableList<{elem}>",
+        "dict": "Map<String, {elem}>",
+        "optional": "{elem}?",
+    }
+
+    def compound_type(self, t: Type) -> str:
+        if t.kind == "tuple" and len(t.args) in (2, 3):
+            return f"{'Pair' if len(t.args) == 2 else 'Triple'}<{', '.join(self.type(a) for a in t.args)}>"
+        return super().compound_type(t)
+
+    def refuse(self, task: TypedTask) -> None:
+        _refuse_float_list(self, task)
 
     def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value).replace("$", "\\$")
-            case "list":
-                if not value:
-                    return f"mutableListOf<{self.type(t.args[0])}>()"
-                return f"mutableListOf({', '.join(self.literal(v, t.args[0]) for v in value)})"
-            case "dict":
-                if not value:
-                    return f"mutableMapOf<String, {self.type(t.args[1])}>()"
-                return (
-                    "mutableMapOf("
-                    + ", ".join(f"{_c_string(k)} to {self.literal(v, t.args[1])}" for k, v in value.items())
-                    + ")"
-                )
-            case "tuple":
-                name = "Pair" if len(t.args) == 2 else "Triple"
-                return f"{name}({', '.join(self.literal(v, s) for v, s in zip(value, t.args, strict=True))})"
-            case "optional":
-                return "null" if value is None else self.literal(value, t.args[0])
-        raise Unsupported(f"kotlin has no translation for {t}")
-
-    def prompt(self, task: TypedTask) -> str:
-        params = ", ".join(f"{n}: {self.type(t)}" for n, t in task.params)
-        return (
-            _comment(_doc_lines(task, self.language), "// ")
-            + f"fun {self.fn(task)}({params}): {self.type(task.returns)} {{\n"
-        )
+        text = super().literal(value, t)
+        return ("Pair" if len(t.args) == 2 else "Triple") + text if t.kind == "tuple" else text
 
     def check(self, task: TypedTask, example: Example) -> str:
         call = self.call_expr(task, example.args)
@@ -1168,14 +1065,6 @@ class Kotlin(Translator):
             cond = f"{expected} == {call}"  # MultiPL-E: (expected == actual)
         return f"    if (!({cond})) throw AssertionError({_c_string(cond).replace('$', chr(92) + '$')})"
 
-    def tests(self, task: TypedTask) -> str:
-        if _is_float_list(task.returns):
-            raise Unsupported("kotlin: list[float] results are not compared with tolerance here")
-        return "\n".join(["fun main() {", *[self.check(task, e) for e in task.examples], "}"]) + "\n"
-
-    def close_prompt(self, task: TypedTask) -> str:
-        return "}\n\n"
-
 
 # ---- Go and Rust
 
@@ -1183,47 +1072,15 @@ class Kotlin(Translator):
 class Go(Translator):
     language = "go"
     stop_tokens = ("\nfunc", "struct", "\n// ")
+    prompt_header = "package main\n\n"
+    signature_template, param_template = "func {name}({params}) {ret} {{\n", "{param} {type}"
+    closer = "}\n\n"
+    literal_kinds = frozenset((*SCALARS, "list", "dict"))
+    list_template = dict_template = "{type}{{{items}}}"
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "int"
-            case "float":
-                return "float64"
-            case "bool":
-                return "bool"
-            case "str":
-                return "string"
-            case "list":
-                return f"[]{self.type(t.args[0])}"
-            case "dict":
-                return f"map[string]{self.type(t.args[1])}"
-        raise Unsupported(f"go has no translation for {t} (MultiPL-E rejects Optional; tuples are []interface{{}})")
-
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value)
-            case "list":
-                return f"{self.type(t)}{{{', '.join(self.literal(v, t.args[0]) for v in value)}}}"
-            case "dict":
-                pairs = ", ".join(f"{_c_string(k)}: {self.literal(v, t.args[1])}" for k, v in value.items())
-                return f"{self.type(t)}{{{pairs}}}"
-        raise Unsupported(f"go has no translation for {t}")
-
-    def prompt(self, task: TypedTask) -> str:
-        params = ", ".join(f"{n} {self.type(t)}" for n, t in task.params)
-        return (
-            "package main\n\n"
-            + _comment(_doc_lines(task, self.language), "// ")
-            + f"func {task.name}({params}) {self.type(task.returns)} {{\n"
-        )
+    scalar_types: ClassVar[dict[str, str]] = {"int": "int", "float": "float64", "bool": "bool", "str": "string"}
+    type_templates: ClassVar[dict[str, str]] = {"list": "[]{elem}", "dict": "map[string]{elem}"}
+    type_note = " (MultiPL-E rejects Optional; tuples are []interface{})"
 
     def _eq(self, t: Type, helpers: dict[str, str]) -> str:
         """The name of a generated function `func(a, b T) bool` comparing two values of type `t` deeply."""
@@ -1265,94 +1122,39 @@ class Go(Translator):
         lines.append("}")
         return "\n".join(lines) + "\n"
 
-    def close_prompt(self, task: TypedTask) -> str:
-        return "}\n\n"
-
 
 class Rust(Translator):
     language = "rust"
     stop_tokens = ("\n}",)
+    comment = "/// "
+    signature_template, param_template = "fn {name}({params}) -> {ret} {{\n", "{param}: {type}"
+    tests_head = ("fn main() {", "    let candidate = {name};")
+    tests_tail = ("}",)
+    closer = "}\n\n"
+    float_check = "    assert!(({call} - {expected}).abs() < {tol}, {quoted_call});"
+    float_list_check = (
+        "    {{ let (a, b) = ({call}, {expected}); assert!(a.len() == b.len() && a.iter().zip(b.iter())"
+        ".all(|(x, y)| (x - y).abs() < {tol}), {quoted_call}); }}"
+    )
+    eq_check = "    assert_eq!({call}, {expected});"
+    str_template, list_template, empty_list_template = "String::from({})", "vec![{items}]", "Vec::<{elem}>::new()"
+    dict_template = "std::collections::HashMap::from([{items}])"
+    empty_dict_template = "std::collections::HashMap::<String, {elem}>::new()"
+    dict_entry = "(String::from({key}), {value})"
+    tuple_template, tuple_trailing_comma = "({items})", True
+    none_template, some_template = "None", "Some({value})"
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "isize"
-            case "float":
-                return "f64"
-            case "bool":
-                return "bool"
-            case "str":
-                return "String"
-            case "list":
-                return f"Vec<{self.type(t.args[0])}>"
-            case "dict":
-                return f"HashMap<String, {self.type(t.args[1])}>"
-            case "tuple":
-                return "(" + ", ".join(self.type(a) for a in t.args) + ("," if len(t.args) == 1 else "") + ")"
-            case "optional":
-                return f"Option<{self.type(t.args[0])}>"
-        raise Unsupported(f"rust has no translation for {t}")
+    scalar_types: ClassVar[dict[str, str]] = {"int": "isize", "float": "f64", "bool": "bool", "str": "String"}
+    type_templates: ClassVar[dict[str, str]] = {
+        "list": "Vec<{elem}>",
+        "dict": "HashMap<String, {elem}>",
+        "tuple": "({items})",
+        "optional": "Option<{elem}>",
+    }
 
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return f"String::from({_c_string(value)})"
-            case "list":
-                if not value:
-                    return f"Vec::<{self.type(t.args[0])}>::new()"
-                return "vec![" + ", ".join(self.literal(v, t.args[0]) for v in value) + "]"
-            case "dict":
-                if not value:
-                    return f"std::collections::HashMap::<String, {self.type(t.args[1])}>::new()"
-                pairs = ", ".join(
-                    f"(String::from({_c_string(k)}), {self.literal(v, t.args[1])})" for k, v in value.items()
-                )
-                return f"std::collections::HashMap::from([{pairs}])"
-            case "tuple":
-                inner = ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True))
-                return f"({inner},)" if len(t.args) == 1 else f"({inner})"
-            case "optional":
-                return "None" if value is None else f"Some({self.literal(value, t.args[0])})"
-        raise Unsupported(f"rust has no translation for {t}")
-
-    def prompt(self, task: TypedTask) -> str:
+    def prompt_head(self, task: TypedTask) -> str:
         needs_map = task.returns.contains("dict") or any(pt.contains("dict") for _, pt in task.params)
-        params = ", ".join(f"{n}: {self.type(t)}" for n, t in task.params)
-        return (
-            ("use std::collections::HashMap;\n\n" if needs_map else "")
-            + _comment(_doc_lines(task, self.language), "/// ")
-            + f"fn {task.name}({params}) -> {self.type(task.returns)} {{\n"
-        )
-
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, "candidate")
-        expected = _expected_text(self, example, task)
-        if task.returns.kind == "float":
-            return f"    assert!(({call} - {expected}).abs() < {FLOAT_TOLERANCE}, {_c_string(call)});"
-        if _is_float_list(task.returns):
-            return (
-                f"    {{ let (a, b) = ({call}, {expected}); assert!(a.len() == b.len() && a.iter().zip(b.iter())"
-                f".all(|(x, y)| (x - y).abs() < {FLOAT_TOLERANCE}), {_c_string(call)}); }}"
-            )
-        return f"    assert_eq!({call}, {expected});"
-
-    def tests(self, task: TypedTask) -> str:
-        lines = [
-            "fn main() {",
-            f"    let candidate = {task.name};",
-            *[self.check(task, e) for e in task.examples],
-            "}",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def close_prompt(self, task: TypedTask) -> str:
-        return "}\n\n"
+        return "use std::collections::HashMap;\n\n" if needs_map else ""
 
 
 # ---- PHP, Ruby, Perl, Lua, R
@@ -1361,53 +1163,23 @@ class Rust(Translator):
 class PHP(Translator):
     language = "php"
     stop_tokens = ("\nfunction", "\n?>", "\n//", "\n#")
-
-    def type(self, t: Type) -> str:
-        return "mixed"
-
-    def literal(self, value: object, t: Type) -> str:
-        if value is None:
-            return "null"
-        match t.kind:
-            case "optional":
-                return self.literal(value, t.args[0])
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value).replace("$", "\\$")
-            case "list":
-                return "array(" + ", ".join(self.literal(v, t.args[0]) for v in value) + ")"
-            case "tuple":
-                return "array(" + ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + ")"
-            case "dict":
-                return (
-                    "array("
-                    + ", ".join(
-                        f"{self.literal(k, Type('str'))} => {self.literal(v, t.args[1])}" for k, v in value.items()
-                    )
-                    + ")"
-                )
-        raise Unsupported(str(t))
-
-    def prompt(self, task: TypedTask) -> str:
-        params = ", ".join(f"${n}" for n, _ in task.params)
-        return "<?php\n" + _comment(_doc_lines(task, self.language), "// ") + f"function {task.name}({params}) {{\n"
+    prompt_header = "<?php\n"
+    signature_template, param_template = "function {name}({params}) {{\n", "${param}"
+    any_type = "mixed"
+    float_anywhere = True
+    float_check = '    if (!qwenpost_close({call}, {expected})) {{ throw new Exception("Test failed!"); }}'
+    eq_check = '    if ({call} !== {expected}) {{ throw new Exception("Test failed!"); }}'
+    null, str_escapes, escape_keys = "null", (("$", "\\$"),), True
+    list_template = tuple_template = dict_template = "array({items})"
+    dict_entry = "{key} => {value}"
 
     def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
         return f"{fn or task.name}({', '.join(self.args_text(task, args))})"
 
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, "candidate")
-        expected = _expected_text(self, example, task)
-        if task.returns.contains("float"):
-            return f'    if (!qwenpost_close({call}, {expected})) {{ throw new Exception("Test failed!"); }}'
-        return f'    if ({call} !== {expected}) {{ throw new Exception("Test failed!"); }}'
+    tests_head = ("function test(): void {",)
+    tests_tail = ("}", "", "test();")
 
-    def tests(self, task: TypedTask) -> str:
+    def prelude(self, task: TypedTask) -> list[str]:
         lines = ["function candidate(...$args) {", f"    return {task.name}(...$args);", "}", ""]
         if task.returns.contains("float"):
             lines += [
@@ -1425,79 +1197,34 @@ class PHP(Translator):
                 "}",
                 "",
             ]
-        lines += ["function test(): void {", *[self.check(task, e) for e in task.examples], "}", "", "test();"]
-        return "\n".join(lines) + "\n"
+        return lines
 
 
 class Ruby(Translator):
     language = "ruby"
     stop_tokens = ("\nclass", "\ndef", "\n#", "\n\n")
-
-    def type(self, t: Type) -> str:
-        return "Object"
-
-    def literal(self, value: object, t: Type) -> str:
-        if value is None:
-            return "nil"
-        match t.kind:
-            case "optional":
-                return self.literal(value, t.args[0])
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value).replace("#{", "\\#{")
-            case "list":
-                return "[" + ", ".join(self.literal(v, t.args[0]) for v in value) + "]"
-            case "tuple":
-                return "[" + ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + "]"
-            case "dict":
-                return (
-                    "{"
-                    + ", ".join(
-                        f"{self.literal(k, Type('str'))} => {self.literal(v, t.args[1])}" for k, v in value.items()
-                    )
-                    + "}"
-                )
-        raise Unsupported(str(t))
-
-    def prompt(self, task: TypedTask) -> str:
-        return (
-            _comment(_doc_lines(task, self.language), "# ")
-            + f"def {task.name}({', '.join(n for n, _ in task.params)})\n"
-        )
+    comment, signature_template = "# ", "def {name}({params})\n"
+    any_type = "Object"
+    tests_head = (
+        "require 'test/unit'",
+        "class TestHumanEval < Test::Unit::TestCase",
+        "  def test_{name}",
+        "    candidate = method(:{name})",
+    )
+    tests_tail = ("  end", "end")
+    float_check = "    assert_in_delta({expected}, {call}, {tol})"
+    float_list_check = (
+        "    actual = {call}\n    expected = {expected}\n    assert_equal(expected.length, actual.length)\n"
+        "    expected.zip(actual).each {{ |e, a| assert_in_delta(e, a, {tol}) }}"
+    )
+    eq_check = "    assert_equal({expected}, {call})"
+    null, str_escapes, escape_keys = "nil", (("#{", "\\#{"),), True
+    dict_entry = "{key} => {value}"
 
     def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
         if fn == "candidate":
             return f"candidate.call({', '.join(self.args_text(task, args))})"
         return super().call_expr(task, args, fn)
-
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, "candidate")
-        expected = _expected_text(self, example, task)
-        if task.returns.kind == "float":
-            return f"    assert_in_delta({expected}, {call}, {FLOAT_TOLERANCE})"
-        if _is_float_list(task.returns):
-            return (
-                f"    actual = {call}\n    expected = {expected}\n    assert_equal(expected.length, actual.length)\n"
-                f"    expected.zip(actual).each {{ |e, a| assert_in_delta(e, a, {FLOAT_TOLERANCE}) }}"
-            )
-        return f"    assert_equal({expected}, {call})"
-
-    def tests(self, task: TypedTask) -> str:
-        lines = [
-            "require 'test/unit'",
-            "class TestHumanEval < Test::Unit::TestCase",
-            f"  def test_{task.name}",
-            f"    candidate = method(:{task.name})",
-            *[self.check(task, e) for e in task.examples],
-            "  end",
-            "end",
-        ]
-        return "\n".join(lines) + "\n"
 
 
 _PERL_EQ = r"""sub qwenpost_eq_deeply {
@@ -1524,41 +1251,14 @@ _PERL_EQ = r"""sub qwenpost_eq_deeply {
 class Perl(Translator):
     language = "perl"
     stop_tokens = ("\nsub", "\n#", "\n\n")
-
-    def type(self, t: Type) -> str:
-        return "scalar"
-
-    def literal(self, value: object, t: Type) -> str:
-        if value is None:
-            return "undef"
-        match t.kind:
-            case "optional":
-                return self.literal(value, t.args[0])
-            case "bool":
-                return "1" if value else '""'
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value).replace("$", "\\$").replace("@", "\\@")
-            case "list":
-                return "[" + ", ".join(self.literal(v, t.args[0]) for v in value) + "]"
-            case "tuple":
-                return "[" + ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + "]"
-            case "dict":
-                return (
-                    "{"
-                    + ", ".join(
-                        f"{self.literal(k, Type('str'))} => {self.literal(v, t.args[1])}" for k, v in value.items()
-                    )
-                    + "}"
-                )
-        raise Unsupported(str(t))
-
-    def prompt(self, task: TypedTask) -> str:
-        args = ", ".join(f"${n}" for n, _ in task.params)
-        return _comment(_doc_lines(task, self.language), "# ") + f"sub {task.name} {{\n    my({args}) = @_;\n"
+    comment, signature_template = "# ", "sub {name} {{\n    my({params}) = @_;\n"
+    param_template = "${param}"
+    any_type = "scalar"
+    tests_head = (_PERL_EQ, "", "sub testhumaneval {", "    my $candidate = \\&{name};")
+    tests_tail = ("}", "", "testhumaneval();")
+    null, true_false = "undef", ("1", '""')
+    str_escapes, escape_keys = (("$", "\\$"), ("@", "\\@")), True
+    dict_entry = "{key} => {value}"
 
     def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
         if fn == "candidate":
@@ -1574,19 +1274,6 @@ class Perl(Translator):
             cond = f"qwenpost_eq_deeply({call},{expected})"
         return f'    if({cond}) {{\n        print "ok!" }}else{{\n        exit 1;\n        }}'
 
-    def tests(self, task: TypedTask) -> str:
-        lines = [
-            _PERL_EQ,
-            "",
-            "sub testhumaneval {",
-            f"    my $candidate = \\&{task.name};",
-            *[self.check(task, e) for e in task.examples],
-            "}",
-            "",
-            "testhumaneval();",
-        ]
-        return "\n".join(lines) + "\n"
-
 
 _LUA_EQ = """local function qwenpost_eq(a, b)
   if type(a) == 'number' and type(b) == 'number' then return math.abs(a - b) < TOLERANCE end
@@ -1601,62 +1288,30 @@ end""".replace("TOLERANCE", repr(FLOAT_TOLERANCE))
 class Lua(Translator):
     language = "lua"
     stop_tokens = ("\nlocal", "\nfunction", "\n--", "\n\n")
-
-    def type(self, t: Type) -> str:
-        return "any"
-
-    def literal(self, value: object, t: Type) -> str:
-        if value is None:
-            return "nil"
-        match t.kind:
-            case "optional":
-                return self.literal(value, t.args[0])
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value)
-            case "list":
-                return "{" + ", ".join(self.literal(v, t.args[0]) for v in value) + "}"
-            case "tuple":
-                return "{" + ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + "}"
-            case "dict":
-                return (
-                    "{" + ", ".join(f"[{_c_string(k)}] = {self.literal(v, t.args[1])}" for k, v in value.items()) + "}"
-                )
-        raise Unsupported(str(t))
-
-    def prompt(self, task: TypedTask) -> str:
-        return (
-            _comment(_doc_lines(task, self.language), "-- ")
-            + f"local function {task.name}({', '.join(n for n, _ in task.params)})\n"
-        )
+    comment, signature_template = "-- ", "local function {name}({params})\n"
+    any_type = "any"
+    tests_head = (_LUA_EQ, "", "local function test_humaneval()", "    local candidate = {name}")
+    tests_tail = ("end", "", "test_humaneval()")
+    null = "nil"
+    list_template = tuple_template = "{{{items}}}"
+    dict_entry = "[{key}] = {value}"
 
     def check(self, task: TypedTask, example: Example) -> str:
         call = self.call_expr(task, example.args, "candidate")
         expected = _expected_text(self, example, task)
         return f"    assert(qwenpost_eq({call}, {expected}), {_c_string(call + ' == ' + expected)})"
 
-    def tests(self, task: TypedTask) -> str:
-        lines = [
-            _LUA_EQ,
-            "",
-            "local function test_humaneval()",
-            f"    local candidate = {task.name}",
-            *[self.check(task, e) for e in task.examples],
-            "end",
-            "",
-            "test_humaneval()",
-        ]
-        return "\n".join(lines) + "\n"
-
 
 class R(Translator):
     language = "r"
     stop_tokens = ("\n#", "\n```")
+    comment, signature_template = "# ", "{name} <- function({params}) {{"
+    any_type = "any"
+    tests_head = ("test_humaneval <- function() {", "    candidate <- {name}")
+    tests_tail = ("}", "test_humaneval()")
+    eq_check = "    stopifnot(isTRUE(all.equal({call}, {expected})))"
+    null, true_false = "NULL", ("TRUE", "FALSE")
+    dict_template, dict_entry = "list({items})", "{key} = {value}"
     _EMPTY: ClassVar[dict[str, str]] = {
         "int": "integer(0)",
         "float": "numeric(0)",
@@ -1664,57 +1319,15 @@ class R(Translator):
         "str": "character(0)",
     }
 
-    def type(self, t: Type) -> str:
-        return "any"
-
     def literal(self, value: object, t: Type) -> str:
-        if value is None:
-            return "NULL"
-        match t.kind:
-            case "optional":
-                return self.literal(value, t.args[0])
-            case "bool":
-                return "TRUE" if value else "FALSE"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value)
-            case "list" | "tuple":
-                subs = [t.args[0]] * len(value) if t.kind == "list" else list(t.args)
-                atomic = all(s.kind in SCALARS for s in subs) and len({s.kind for s in subs}) <= 1
-                if not value:
-                    return self._EMPTY.get(t.args[0].kind, "list()") if t.kind == "list" else "list()"
-                items = ", ".join(self.literal(v, s) for v, s in zip(value, subs, strict=True))
-                return f"c({items})" if atomic else f"list({items})"
-            case "dict":
-                return (
-                    "list("
-                    + ", ".join(f"{_c_string(k)} = {self.literal(v, t.args[1])}" for k, v in value.items())
-                    + ")"
-                )
-        raise Unsupported(str(t))
-
-    def prompt(self, task: TypedTask) -> str:
-        return (
-            _comment(_doc_lines(task, self.language), "# ")
-            + f"{task.name} <- function({', '.join(n for n, _ in task.params)}) {{"
-        )
-
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, "candidate")
-        return f"    stopifnot(isTRUE(all.equal({call}, {_expected_text(self, example, task)})))"
-
-    def tests(self, task: TypedTask) -> str:
-        lines = [
-            "test_humaneval <- function() {",
-            f"    candidate <- {task.name}",
-            *[self.check(task, e) for e in task.examples],
-            "}",
-            "test_humaneval()",
-        ]
-        return "\n".join(lines) + "\n"
+        if value is None or t.kind not in ("list", "tuple"):
+            return super().literal(value, t)
+        subs = _item_types(value, t)
+        if not value:
+            return self._EMPTY.get(t.args[0].kind, "list()") if t.kind == "list" else "list()"
+        atomic = all(s.kind in SCALARS for s in subs) and len({s.kind for s in subs}) <= 1
+        items = ", ".join(self.literal(v, s) for v, s in zip(value, subs, strict=True))
+        return f"c({items})" if atomic else f"list({items})"
 
 
 # ---- Bash
@@ -1723,6 +1336,9 @@ class R(Translator):
 class Bash(Translator):
     language = "bash"
     stop_tokens = ("\n}",)
+    tests_head = ("candidate() {", '    {name} "$@"', "}", "", "set -e", "run_test() {")
+    tests_tail = ("}", "", "run_test")
+    closer = "}\n\n"
 
     def type(self, t: Type) -> str:
         if t.kind in ("int", "bool", "str"):
@@ -1735,8 +1351,7 @@ class Bash(Translator):
         if t.kind == "bool":
             return "true" if value else "false"
         if t.kind in ("list", "tuple"):
-            subs = [t.args[0]] * len(value) if t.kind == "list" else list(t.args)
-            parts = [self._raw(v, s) for v, s in zip(value, subs, strict=True)]
+            parts = [self._raw(v, s) for v, s in zip(value, _item_types(value, t), strict=True)]
             if any(re.search(r"\s", p) or not p for p in parts):
                 raise Unsupported("bash: list elements with whitespace cannot be translated")
             return " ".join(parts)
@@ -1750,6 +1365,9 @@ class Bash(Translator):
 
     def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
         return f"$({fn or task.name} {' '.join(self.args_text(task, args))})"
+
+    def refuse(self, task: TypedTask) -> None:
+        self.validate(task)
 
     def prompt(self, task: TypedTask) -> str:
         kinds = {
@@ -1769,82 +1387,50 @@ class Bash(Translator):
     def check(self, task: TypedTask, example: Example) -> str:
         return f"    [[ {self.call_expr(task, example.args, 'candidate')} = {_expected_text(self, example, task)} ]]"
 
-    def tests(self, task: TypedTask) -> str:
-        self.validate(task)
-        lines = [
-            "candidate() {",
-            f'    {task.name} "$@"',
-            "}",
-            "",
-            "set -e",
-            "run_test() {",
-            *[self.check(task, e) for e in task.examples],
-            "}",
-            "",
-            "run_test",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def close_prompt(self, task: TypedTask) -> str:
-        return "}\n\n"
-
 
 # ---- Haskell, OCaml, Racket
 
 
-class Haskell(Translator):
-    language = "haskell"
-    stop_tokens = ("\n\n", "\n{-", "\ntype", "\ndata", "\nnewtype")
+class _ML(Translator):
+    """Haskell and OCaml: curried calls, negative numbers in parentheses, association lists for dictionaries."""
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int":
-                return "Int"
-            case "float":
-                return "Double"
-            case "bool":
-                return "Bool"
-            case "str":
-                return "String"
-            case "list":
-                return f"[{self.type(t.args[0])}]"
-            case "dict":
-                return f"[(String, {self.type(t.args[1])})]"
-            case "tuple":
-                return "(" + ", ".join(self.type(a) for a in t.args) + ")"
-            case "optional":
-                return f"Maybe {self.atom_type(t.args[0])}"
-        raise Unsupported(str(t))
+    paren_negative = True
+    tuple_template = "({items})"
+    dict_template, dict_entry = "[{items}]", "({key}, {value})"
+    atom_brackets: tuple[str, ...] = ("(",)  # type texts that need no parentheses as an argument
+    no_args: tuple[str, ...] = ()  # the arguments of a call without any
 
     def atom_type(self, t: Type) -> str:
         text = self.type(t)
-        return f"({text})" if " " in text and not text.startswith(("[", "(")) else text
-
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "True" if value else "False"
-            case "int":
-                return f"({value})" if value < 0 else str(value)
-            case "float":
-                text = _float(value)
-                return f"({text})" if value < 0 else text
-            case "str":
-                return _c_string(value)
-            case "list":
-                return "[" + ", ".join(self.literal(v, t.args[0]) for v in value) + "]"
-            case "dict":
-                return (
-                    "[" + ", ".join(f"({_c_string(k)}, {self.literal(v, t.args[1])})" for k, v in value.items()) + "]"
-                )
-            case "tuple":
-                return "(" + ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + ")"
-            case "optional":
-                return "Nothing" if value is None else f"(Just {self.literal(value, t.args[0])})"
-        raise Unsupported(str(t))
+        return f"({text})" if " " in text and not text.startswith(self.atom_brackets) else text
 
     def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
-        return " ".join([fn or self.fn(task), *self.args_text(task, args)])
+        return " ".join([fn or self.fn(task), *(self.args_text(task, args) or self.no_args)])
+
+
+class Haskell(_ML):
+    language = "haskell"
+    true_false = ("True", "False")
+    none_template, some_template = "Nothing", "(Just {value})"
+    atom_brackets = ("[", "(")
+    stop_tokens = ("\n\n", "\n{-", "\ntype", "\ndata", "\nnewtype")
+    tests_head = ("", "main :: IO ()", "main = do", "  let candidate = {fn}")
+    tests_tail = ("  pure ()",)
+    float_check = "abs (({call}) - {expected}) < {tol}"
+    float_list_check = (
+        "let (a, b) = (({call}), {expected}) in length a == length b && "
+        "and (zipWith (\\x y -> abs (x - y) < {tol}) a b)"
+    )
+    eq_check = "({call}) == {expected}"
+    check_line = "  if {cond} then pure () else error {msg}"
+
+    scalar_types: ClassVar[dict[str, str]] = {"int": "Int", "float": "Double", "bool": "Bool", "str": "String"}
+    type_templates: ClassVar[dict[str, str]] = {
+        "list": "[{elem}]",
+        "dict": "[(String, {elem})]",
+        "tuple": "({items})",
+        "optional": "Maybe {atom}",
+    }
 
     def prompt(self, task: TypedTask) -> str:
         sig = " -> ".join([*(self.type(t) for _, t in task.params), self.type(task.returns)])
@@ -1852,171 +1438,64 @@ class Haskell(Translator):
         doc = "-- | " + lines[0] + "\n" + "".join(f"-- {line}\n" for line in lines[1:])
         return f"{doc}{self.fn(task)} :: {sig}\n{self.fn(task)} {' '.join(n for n, _ in task.params)} ="
 
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, "candidate")
-        expected = _expected_text(self, example, task)
-        if task.returns.kind == "float":
-            cond = f"abs (({call}) - {expected}) < {FLOAT_TOLERANCE}"
-        elif _is_float_list(task.returns):
-            cond = (
-                f"let (a, b) = (({call}), {expected}) in length a == length b && "
-                f"and (zipWith (\\x y -> abs (x - y) < {FLOAT_TOLERANCE}) a b)"
-            )
-        else:
-            cond = f"({call}) == {expected}"
-        return f"  if {cond} then pure () else error {_c_string('assertion failed: ' + call)}"
 
-    def tests(self, task: TypedTask) -> str:
-        lines = [
-            "",
-            "main :: IO ()",
-            "main = do",
-            f"  let candidate = {self.fn(task)}",
-            *[self.check(task, e) for e in task.examples],
-            "  pure ()",
-        ]
-        return "\n".join(lines) + "\n"
-
-
-class OCaml(Translator):
+class OCaml(_ML):
     language = "ocaml"
+    list_sep = dict_sep = "; "
+    none_template, some_template = "None", "(Some {value})"
+    no_args = ("()",)
     stop_tokens = ("\n\n", "\n(*", "\ntype")
+    tests_head = ("", "let () =")
+    tests_tail = ("  ()",)
+    check_call = None
+    float_check = "  assert (abs_float (({call}) -. {expected}) < {tol});"
+    float_list_check = (
+        "  assert (List.length ({call}) = List.length {expected} && List.for_all2 (fun x y -> "
+        "abs_float (x -. y) < {tol}) ({call}) {expected});"
+    )
+    eq_check = "  assert (({call}) = {expected});"
 
-    def type(self, t: Type) -> str:
-        match t.kind:
-            case "int" | "float" | "bool":
-                return t.kind
-            case "str":
-                return "string"
-            case "list":
-                return f"{self.atom_type(t.args[0])} list"
-            case "dict":
-                return f"(string * {self.type(t.args[1])}) list"
-            case "tuple":
-                return "(" + " * ".join(self.type(a) for a in t.args) + ")"
-            case "optional":
-                return f"{self.atom_type(t.args[0])} option"
-        raise Unsupported(str(t))
-
-    def atom_type(self, t: Type) -> str:
-        text = self.type(t)
-        return f"({text})" if " " in text and not text.startswith("(") else text
-
-    def literal(self, value: object, t: Type) -> str:
-        match t.kind:
-            case "bool":
-                return "true" if value else "false"
-            case "int":
-                return f"({value})" if value < 0 else str(value)
-            case "float":
-                text = _float(value)
-                return f"({text})" if value < 0 else text
-            case "str":
-                return _c_string(value)
-            case "list":
-                return "[" + "; ".join(self.literal(v, t.args[0]) for v in value) + "]"
-            case "dict":
-                return (
-                    "[" + "; ".join(f"({_c_string(k)}, {self.literal(v, t.args[1])})" for k, v in value.items()) + "]"
-                )
-            case "tuple":
-                return "(" + ", ".join(self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + ")"
-            case "optional":
-                return "None" if value is None else f"(Some {self.literal(value, t.args[0])})"
-        raise Unsupported(str(t))
-
-    def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
-        return " ".join([fn or self.fn(task), *(self.args_text(task, args) or ["()"])])
+    scalar_types: ClassVar[dict[str, str]] = {"int": "int", "float": "float", "bool": "bool", "str": "string"}
+    type_templates: ClassVar[dict[str, str]] = {
+        "list": "{atom} list",
+        "dict": "(string * {elem}) list",
+        "tuple": "({items})",
+        "optional": "{atom} option",
+    }
+    tuple_type_sep = " * "
 
     def prompt(self, task: TypedTask) -> str:
         params = " ".join(f"({n} : {self.type(t)})" for n, t in task.params) or "()"
         doc = "(**" + "\n".join(_doc_lines(task, self.language)).replace("*)", "* )") + "\n*)\n"
         return f"{doc}let rec {task.name} {params} : {self.type(task.returns)} =\n"
 
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args)
-        expected = _expected_text(self, example, task)
-        if task.returns.kind == "float":
-            return f"  assert (abs_float (({call}) -. {expected}) < {FLOAT_TOLERANCE});"
-        if _is_float_list(task.returns):
-            return (
-                f"  assert (List.length ({call}) = List.length {expected} && List.for_all2 (fun x y -> "
-                f"abs_float (x -. y) < {FLOAT_TOLERANCE}) ({call}) {expected});"
-            )
-        return f"  assert (({call}) = {expected});"
-
-    def tests(self, task: TypedTask) -> str:
-        return "\n".join(["", "let () =", *[self.check(task, e) for e in task.examples], "  ()"]) + "\n"
-
 
 class Racket(Translator):
     language = "racket"
     stop_tokens = ("\n(define ", "\n#|", "\n;", "\n(")
-
-    def type(self, t: Type) -> str:
-        return "any"
+    prompt_header, comment = "#lang racket\n\n", ";; "
+    signature_template, param_template, param_sep = "(define ({name}{params})\n", " {param}", ""
+    any_type = "any"
+    tests_head = ("", "(define (test-humaneval)", "  (let ((candidate {name}))")
+    tests_tail = ("))", "", "(test-humaneval)")
+    float_check = "(< (abs (- {call} {expected})) {tol})"
+    float_list_check = (
+        "(let ([a {call}] [b {expected}]) (and (= (length a) (length b)) "
+        "(andmap (lambda (x y) (< (abs (- x y)) {tol})) a b)))"
+    )
+    eq_check = "(equal? {call} {expected})"
+    check_line = "    (unless {cond} (error 'test-humaneval {msg}))"
+    null, true_false = "#f", ("#t", "#f")
+    dict_template, dict_sep, dict_entry = "#hash({items})", " ", "({key} . {value})"
 
     def literal(self, value: object, t: Type) -> str:
-        if value is None:
-            return "#f"
-        match t.kind:
-            case "optional":
-                return self.literal(value, t.args[0])
-            case "bool":
-                return "#t" if value else "#f"
-            case "int":
-                return str(value)
-            case "float":
-                return _float(value)
-            case "str":
-                return _c_string(value)
-            case "list":
-                return "(list" + "".join(" " + self.literal(v, t.args[0]) for v in value) + ")"
-            case "tuple":
-                return "(list" + "".join(" " + self.literal(v, s) for v, s in zip(value, t.args, strict=True)) + ")"
-            case "dict":
-                return (
-                    "#hash("
-                    + " ".join(f"({_c_string(k)} . {self.literal(v, t.args[1])})" for k, v in value.items())
-                    + ")"
-                )
-        raise Unsupported(str(t))
+        if value is None or t.kind not in ("list", "tuple"):
+            return super().literal(value, t)
+        items = zip(value, _item_types(value, t), strict=True)
+        return "(list" + "".join(" " + self.literal(v, s) for v, s in items) + ")"
 
     def call_expr(self, task: TypedTask, args: tuple, fn: str | None = None) -> str:
         return "(" + " ".join([fn or task.name, *self.args_text(task, args)]) + ")"
-
-    def prompt(self, task: TypedTask) -> str:
-        return (
-            "#lang racket\n\n"
-            + _comment(_doc_lines(task, self.language), ";; ")
-            + f"(define ({' '.join([task.name, *(n for n, _ in task.params)])})\n"
-        )
-
-    def check(self, task: TypedTask, example: Example) -> str:
-        call = self.call_expr(task, example.args, "candidate")
-        expected = _expected_text(self, example, task)
-        if task.returns.kind == "float":
-            cond = f"(< (abs (- {call} {expected})) {FLOAT_TOLERANCE})"
-        elif _is_float_list(task.returns):
-            cond = (
-                f"(let ([a {call}] [b {expected}]) (and (= (length a) (length b)) "
-                f"(andmap (lambda (x y) (< (abs (- x y)) {FLOAT_TOLERANCE})) a b)))"
-            )
-        else:
-            cond = f"(equal? {call} {expected})"
-        return f"    (unless {cond} (error 'test-humaneval {_c_string('assertion failed: ' + call)}))"
-
-    def tests(self, task: TypedTask) -> str:
-        lines = [
-            "",
-            "(define (test-humaneval)",
-            f"  (let ((candidate {task.name}))",
-            *[self.check(task, e) for e in task.examples],
-            "))",
-            "",
-            "(test-humaneval)",
-        ]
-        return "\n".join(lines) + "\n"
 
 
 TRANSLATORS: dict[str, Translator] = {
