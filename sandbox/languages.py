@@ -162,6 +162,10 @@ _JVM_RUN_FLAGS = ("-Xmx{heap_mb}m", "-Xss8m", "-XX:+UseSerialGC", "-XX:TieredSto
                   "-XX:CICompilerCount=1", "-Xshare:auto")
 _JVM_COMPILER_OPTS = "-Xmx1g -Xss8m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData"
 _JAVAC_FLAGS = ("-J-Xmx1g", "-J-XX:+UseSerialGC", "-J-XX:TieredStopAtLevel=1", "-J-XX:-UsePerfData", "-nowarn")
+# What every JVM language shares: no RLIMIT_AS (the JVM reserves large ranges up front; -Xmx caps the heap), its
+# out-of-memory markers, the looser compile limits, room for the JVM's threads, and the JDK's files on the host.
+_JVM = dict(address_space_limit=False, memory_error_markers=_JVM_OUT_OF_MEMORY, compile_limits=_JVM_COMPILE,
+            extra_processes=32, host_paths=_JVM_HOST_PATHS)
 # the globals a TypeScript program and its tests reach for, without DOM or @types/node
 _NODE_GLOBALS_D_TS = """declare var console: { log(...args: any[]): void; error(...args: any[]): void;
   warn(...args: any[]): void; info(...args: any[]): void };
@@ -264,11 +268,7 @@ LANGUAGES: LanguageTable = LanguageTable({
         check=("javac", *_JAVAC_FLAGS, "-encoding", "UTF-8", "-d", ".", "{file}"),
         run=("java", *_JVM_RUN_FLAGS, "-cp", ".", "Main"),
         package="apt:openjdk-17-jdk-headless",
-        address_space_limit=False,
-        memory_error_markers=_JVM_OUT_OF_MEMORY,
-        compile_limits=_JVM_COMPILE,
-        extra_processes=32,
-        host_paths=_JVM_HOST_PATHS,
+        **_JVM,
     ),
     "csharp": Language(
         name="csharp",
@@ -367,13 +367,9 @@ LANGUAGES: LanguageTable = LanguageTable({
         check=("scalac", "-nobootcp", "-d", ".", "{file}"),
         run=("java", *_JVM_RUN_FLAGS, "-cp", "/usr/share/scala-2.11/lib/scala-library.jar:.", "Main"),
         package="apt:scala",
-        address_space_limit=False,
-        memory_error_markers=_JVM_OUT_OF_MEMORY,
-        compile_limits=_JVM_COMPILE,
-        extra_processes=32,
-        env=(("JAVA_OPTS", _JVM_COMPILER_OPTS),),
+        env=(("JAVA_OPTS", _JVM_COMPILER_OPTS),),  # scalac and kotlinc are JVM programs started by a script
         needs=("java",),
-        host_paths=_JVM_HOST_PATHS,
+        **_JVM,
     ),
     "kotlin": Language(
         name="kotlin",
@@ -383,13 +379,9 @@ LANGUAGES: LanguageTable = LanguageTable({
         run=("java", *_JVM_RUN_FLAGS, "-jar", "main.jar"),
         package="apt:kotlin",
         aliases=("kt",),
-        address_space_limit=False,
-        memory_error_markers=_JVM_OUT_OF_MEMORY,
-        compile_limits=_JVM_COMPILE,
-        extra_processes=32,
-        env=(("JAVA_OPTS", _JVM_COMPILER_OPTS),),
+        env=(("JAVA_OPTS", _JVM_COMPILER_OPTS),),  # scalac and kotlinc are JVM programs started by a script
         needs=("java",),
-        host_paths=_JVM_HOST_PATHS,
+        **_JVM,
     ),
     "bash": Language(
         name="bash",
