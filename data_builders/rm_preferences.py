@@ -46,6 +46,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,25 +189,31 @@ def _set_temperature(generator: Generator, temperature: float, name: str) -> Non
     generator.temperature = temperature
 
 
-def sample_responses(config: RMPreferenceConfig, queries: list[dict], progress=print) -> list[list[Response]]:
-    """Every policy's responses to every query at every temperature, in config order."""
-    prompts = [Query(category=q["category"], messages=tuple(q["messages"]), reference=q["reference"] or {},
-                     source=f"rm_preferences:{q['id']}") for q in queries]  # fmt: skip
-    responses: list[list[Response]] = [[] for _ in queries]
+def configured_policies(config: RMPreferenceConfig) -> Iterator[tuple[str, Generator]]:
+    """(name, generator) per entry of `policies`, each built when its turn comes (one model loaded at a time)."""
     for policy in config.policies:
         settings = {k: v for k, v in policy.items() if k != "name"}
         try:
-            generator = make_generator(settings, seed=config.seed)
+            yield policy["name"], make_generator(settings, seed=config.seed)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"policies ({policy['name']}): {exc}") from exc
+
+
+def sample_responses(config: RMPreferenceConfig, queries: list[dict], policies: Iterable[tuple[str, Generator]],
+                     progress=print) -> list[list[Response]]:
+    """Every policy's responses to every query at every temperature, in order."""
+    prompts = [Query(category=q["category"], messages=tuple(q["messages"]), reference=q["reference"] or {},
+                     source=f"rm_preferences:{q['id']}") for q in queries]  # fmt: skip
+    responses: list[list[Response]] = [[] for _ in queries]
+    for name, generator in policies:
         for t, temperature in enumerate(config.temperatures):
-            _set_temperature(generator, temperature, policy["name"])
+            _set_temperature(generator, temperature, name)
             if hasattr(generator, "reseed"):
                 generator.reseed(config.seed + 1000 * t)
             start = time.monotonic()
             for i, candidates in enumerate(generator.generate(prompts, config.samples)):
-                responses[i] += [Response(c.text, policy["name"], temperature) for c in candidates]
-            progress(f"rm_preferences: {policy['name']} at temperature {temperature}: {len(prompts)} queries x "
+                responses[i] += [Response(c.text, name, temperature) for c in candidates]
+            progress(f"rm_preferences: {name} at temperature {temperature}: {len(prompts)} queries x "
                      f"{config.samples} in {time.monotonic() - start:.1f} s")
     return responses
 
@@ -259,24 +266,23 @@ def _row(query: dict, chosen: Response, rejected: Response, criterion: str, sour
 def label_pairs(config: RMPreferenceConfig, queries: list[dict], pairs: list[list[tuple[Response, Response]]],
                 judge: Generator | None, counts: Counter, progress=print) -> list[dict]:
     """Per pair and criterion: verifier, then the length rule, then the judge (both orders); see the module doc."""
-    checked = [(q, r.text) for q, qp in zip(queries, pairs, strict=True) if q["reference"] for p in qp for r in p]
-    unique = list(dict.fromkeys((json.dumps(q["reference"], sort_keys=True), text) for q, text in checked))
+    ref_keys = [json.dumps(q["reference"], sort_keys=True) if q["reference"] else None for q in queries]
+    unique = list(dict.fromkeys((key, r.text) for key, qp in zip(ref_keys, pairs, strict=True)
+                                if key for p in qp for r in p))  # fmt: skip
     results = verify_many([text for _, text in unique], [ref for ref, _ in unique]) if unique else []
     verdicts = {key: result for key, result in zip(unique, results, strict=True)}
 
-    def passed(query: dict, response: Response) -> bool | None:
-        if not query["reference"]:
-            return None
-        return verdicts[(json.dumps(query["reference"], sort_keys=True), response.text)].passed
+    def passed(key: str | None, response: Response) -> bool | None:
+        return None if key is None else verdicts[(key, response.text)].passed
 
     rows, to_judge = [], []
-    for query, query_pairs in zip(queries, pairs, strict=True):
+    for query, key, query_pairs in zip(queries, ref_keys, pairs, strict=True):
         for a, b in query_pairs:
-            pass_a, pass_b = passed(query, a), passed(query, b)
+            pass_a, pass_b = passed(key, a), passed(key, b)
             for criterion in config.criteria:
                 if criterion in VERIFIED_CRITERIA and pass_a is not None and pass_a != pass_b:
                     chosen, rejected = (a, b) if pass_a else (b, a)
-                    details = verdicts[(json.dumps(query["reference"], sort_keys=True), rejected.text)].details
+                    details = verdicts[(key, rejected.text)].details
                     reason = "verifier: the rejected response fails: " + json.dumps(details, default=str)[:400]
                     rows.append(_row(query, chosen, rejected, criterion, "verifier", reason))
                     counts[f"{criterion}/verifier"] += 1
@@ -340,17 +346,8 @@ def build(config: RMPreferenceConfig, *, policies: dict[str, Generator] | None =
     `judge` replace the configured generators (tests pass scripted ones). Returns the summary."""
     start = time.monotonic()
     queries = read_queries(config.queries_path, config.max_queries)
-    if policies is not None:
-        responses: list[list[Response]] = [[] for _ in queries]
-        prompts = [Query(category=q["category"], messages=tuple(q["messages"]), reference=q["reference"] or {},
-                         source=q["id"]) for q in queries]  # fmt: skip
-        for name, generator in policies.items():
-            for temperature in config.temperatures:
-                _set_temperature(generator, temperature, name)
-                for i, candidates in enumerate(generator.generate(prompts, config.samples)):
-                    responses[i] += [Response(c.text, name, temperature) for c in candidates]
-    else:
-        responses = sample_responses(config, queries, progress)
+    generators = policies.items() if policies is not None else configured_policies(config)
+    responses = sample_responses(config, queries, generators, progress)
     if judge is None and config.judge is not None:
         judge = make_generator(dict(config.judge), seed=config.seed)
     rng = random.Random(config.seed)
