@@ -36,6 +36,8 @@ from online_rl.heldout import HeldoutRewardCallback
 from online_rl.ordering import load_query_rows, order_by_variance
 from online_rl.ordering import main as score
 from online_rl.rewards import ProvenanceCallback, ProvenanceLog, ServiceReward, connect, reward_urls
+from online_rl.rollout import RolloutEngine
+from online_rl.trainer import QwenGRPOTrainer
 from qwen25.memory_plan import check_memory
 from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
@@ -90,7 +92,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 2. policy with our attention
     from accelerate import PartialState
-    from trl import GRPOTrainer
 
     tokenizer = load_tokenizer(model_dir)
     tokenizer.padding_side = "left"  # generation pads on the left
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. train
     process_index = PartialState().process_index
+    if PartialState().num_processes > 1 and (cfg.rollout_engine == "worker" or cfg.dynamic_sampling):
+        raise ConfigError("rollout_engine: worker and dynamic_sampling run on one training process for now (groups "
+                          "span processes in TRL's sampler); for several GPUs use rollout_engine trl with use_vllm")
     provenance_path = cfg.provenance_file or f"{cfg.output_dir}/provenance.jsonl"
     provenance = ProvenanceLog(provenance_path if process_index == 0 else f"{provenance_path}.rank{process_index}")
     reward = ServiceReward(
@@ -115,8 +119,11 @@ def main(argv: list[str] | None = None) -> dict:
                 samples=cfg.heldout_samples, temperature=cfg.temperature, seed=cfg.seed,
             )  # fmt: skip
         )
-    trainer = GRPOTrainer(
+    engine = None if cfg.rollout_engine == "trl" else RolloutEngine(cfg, engine=cfg.rollout_engine,
+                                                                      max_staleness=cfg.max_staleness)
+    trainer = QwenGRPOTrainer(
         model=model,
+        rollout_engine=engine,
         reward_funcs=[reward],
         args=cfg,
         train_dataset=queries,
@@ -128,7 +135,11 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.fused_linear_ce:
         # replaces the LM head TRL installed in __init__; GRPO scores at its sampling temperature and reads entropy
         use_fused_linear_ce(trainer, stats=("entropy",), temperature=trainer.temperature)
-    result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint))
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint))
+    finally:
+        if engine is not None:
+            engine.stop()  # the worker process never outlives the trainer
 
     # 4. save
     if cfg.use_peft:
@@ -145,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
         "mean_reward": sum(rewards) / len(rewards) if rewards else None,
         "runtime_s": result.metrics.get("train_runtime"),
         "lora": lora_summary(cfg, trainer),
+        "rollout_engine": cfg.rollout_engine,
+        **({"max_staleness": cfg.max_staleness, "rollout_worker_restarts": engine.restarts} if engine else {}),
         **(
             {"heldout_verifier_first": curve[0]["verifier_mean"], "heldout_verifier_last": curve[-1]["verifier_mean"],
              "heldout_accuracy_first": curve[0]["accuracy"], "heldout_accuracy_last": curve[-1]["accuracy"],

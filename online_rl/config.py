@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
+from online_rl.rollout import ENGINES
 from qwen25.attention.dca import parse_dca
 from qwen25.memory_plan import MemoryCheckArguments
 from qwen25.ops.fused_lm_head import FusedLinearCEArguments
@@ -95,9 +96,44 @@ class GRPOStageConfig(GRPOConfig, LoraArguments, FusedLinearCEArguments, MemoryC
         },
     )
 
+    # rollouts: our engine (online_rl/rollout.py), asynchronous with a staleness bound; DAPO's dynamic sampling
+    rollout_engine: str = field(
+        default="trl",
+        metadata={"help": "'trl': TRL's own generation (or its vLLM path with use_vllm); 'inline': our sampler in the "
+                  "trainer, seeded per step, returning per-token log-probs (TRL's vllm_importance_sampling_* "
+                  "correction then applies); 'worker': the same sampler in a worker process that generates ahead"},
+    )  # fmt: skip
+    max_staleness: int = field(
+        default=0,
+        metadata={"help": "worker only: batch b is sampled from policy version max(0, b - k); 0 = synchronous, "
+                  "1 = one-step-off (generation of the next batch overlaps this step's update)"},
+    )  # fmt: skip
+    rollout_timeout_s: float = field(
+        default=600.0, metadata={"help": "a worker that makes no batch for this long is called hung and restarted"}
+    )
+    rollout_max_restarts: int = field(default=3, metadata={"help": "worker restarts allowed in a run, then stop"})
+    rollout_worker_threads: int | None = field(
+        default=None, metadata={"help": "torch threads of the worker process (CPU); unset: torch's default"}
+    )
+    rollout_worker_device: str = field(default="auto", metadata={"help": "the worker's device: " + DEVICE_HELP})
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={"help": "DAPO: drop groups whose rewards are all equal and sample further queries until the batch "
+                  "is full (online_rl/trainer.py)"},
+    )  # fmt: skip
+    max_resample_rounds: int = field(
+        default=3, metadata={"help": "dynamic sampling: refill rounds per step before training on a short batch"}
+    )
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "old-policy, reference and update log-prob passes on packed sequences "
+                          "(online_rl/packed.py)"},
+    )
+
     def __post_init__(self):
         super().__post_init__()
         self.check_lora()
+        self.check_rollouts()
         self.dca = parse_dca(self.dca, key="dca")
         if self.query_order not in QUERY_ORDERS:
             raise ConfigError(f"query_order must be one of {QUERY_ORDERS}, got {self.query_order!r}")
@@ -118,3 +154,34 @@ class GRPOStageConfig(GRPOConfig, LoraArguments, FusedLinearCEArguments, MemoryC
         if self.provenance_table_rows < 0:
             raise ConfigError(f"provenance_table_rows must be >= 0, got {self.provenance_table_rows}")
 
+
+    def check_rollouts(self) -> None:
+        if self.rollout_engine not in ENGINES:
+            raise ConfigError(f"rollout_engine must be one of {ENGINES}, got {self.rollout_engine!r}")
+        if self.max_staleness < 0:
+            raise ConfigError(f"max_staleness must be >= 0, got {self.max_staleness}")
+        if self.max_staleness and self.rollout_engine != "worker":
+            raise ConfigError("max_staleness > 0 needs rollout_engine: worker (the inline engine is synchronous)")
+        if self.rollout_engine != "trl":
+            clash = [key for key in ("use_vllm", "use_transformers_continuous_batching") if getattr(self, key, False)]
+            if clash:
+                raise ConfigError(f"rollout_engine {self.rollout_engine!r} generates itself: unset {clash} "
+                                  "(or use rollout_engine: trl)")  # fmt: skip
+            if self.num_iterations != 1 or self.steps_per_generation != self.gradient_accumulation_steps:
+                raise ConfigError(
+                    f"rollout_engine {self.rollout_engine!r} needs one generation batch per optimizer step "
+                    f"(num_iterations 1, steps_per_generation = gradient_accumulation_steps); got num_iterations "
+                    f"{self.num_iterations}, steps_per_generation {self.steps_per_generation}"
+                )
+        if self.rollout_engine == "worker" and self.use_peft:
+            raise ConfigError("rollout_engine: worker publishes full weights; with use_peft use rollout_engine inline")
+        check_device_dtype(self.rollout_worker_device, "auto", where="rollout_worker_device")
+        for key in ("rollout_timeout_s",):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}")
+        for key in ("rollout_max_restarts", "max_resample_rounds"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.dynamic_sampling and self.steps_per_generation != 1:
+            raise ConfigError("dynamic_sampling trains on a batch whose size varies: it needs steps_per_generation 1 "
+                              f"(gradient_accumulation_steps 1), got {self.steps_per_generation}")  # fmt: skip

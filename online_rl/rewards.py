@@ -56,11 +56,19 @@ def connect(cfg) -> RewardClient:
 
 
 def component_scores(result: dict) -> dict[str, float]:
-    """One service result -> {component: number} for the components it has (verifier: its score)."""
-    out = {name: value for name in ("rm", "verifier", "length_penalty")
+    """One service result -> {component: number} for the components it has (verifier: its score; judge: its mapped
+    score in [0, 1] and `judge_raw` on its 1-10 scale when it graded, and `judge_unparsable`, `judge_timeout`,
+    `judge_error` as 0/1 flags, so `rewards/judge_unparsable/mean` is the share of samples it could not grade)."""
+    out = {name: value for name in ("rm", "verifier", "length_penalty", "judge")
            if (value := pick_component(result, name)) is not None}  # fmt: skip
     for name in result["components"].get("criteria") or {}:
         out[f"criterion_{name}"] = pick_component(result, f"criterion:{name}")
+    judge = result["components"].get("judge")
+    if isinstance(judge, dict):
+        if judge.get("status") == "ok":
+            out["judge_raw"] = float(judge["raw_score"])
+        for status in ("unparsable", "timeout", "error"):
+            out[f"judge_{status}"] = float(judge.get("status") == status)
     return out
 
 
@@ -80,7 +88,7 @@ def component_stats(results: Sequence[dict]) -> dict[str, float]:
 
 def provenance_rows(
     *, query_ids: Sequence, prompts: Sequence, completions: Sequence, results: Sequence[dict], policy_step: int,
-    num_generations: int, offset: int = 0,
+    num_generations: int, offset: int = 0, policy_versions: Sequence | None = None,
 ) -> list[dict]:
     """One row per scored sample. Completions arrive as groups of `num_generations` consecutive samples of one
     query (TRL's RepeatSampler); `offset` is this process's first position in the gathered batch."""
@@ -92,6 +100,7 @@ def provenance_rows(
                 "query_id": qid,
                 "sample_index": (offset + i) % num_generations,
                 "policy_step": policy_step,
+                **({"policy_version": policy_versions[i]} if policy_versions is not None else {}),
                 "prompt": completion_text(prompt[-1:]) if isinstance(prompt, list) else prompt,
                 "completion": completion_text(completion),
                 "reward": result["reward"],
@@ -165,7 +174,7 @@ class ServiceReward:
 
     async def __call__(
         self, prompts: Sequence, completions: Sequence, reference: Sequence | None = None, id: Sequence | None = None,
-        trainer_state=None, log_metric=None, **kwargs,
+        trainer_state=None, log_metric=None, policy_version: Sequence | None = None, **kwargs,
     ) -> list[float]:  # fmt: skip
         references = reference if reference is not None else [None] * len(completions)
         items = [
@@ -182,6 +191,7 @@ class ServiceReward:
                     query_ids=id if id is not None else [None] * len(items), prompts=prompts, completions=completions,
                     results=results, policy_step=trainer_state.global_step if trainer_state is not None else 0,
                     num_generations=self.num_generations, offset=self.process_index * len(items),
+                    policy_versions=policy_version,
                 )
             )  # fmt: skip
         return [result["reward"] for result in results]
