@@ -13,6 +13,8 @@ being `online_merging_base_model`); `optimizer: adamw` is the Trainer's own opti
 (RECIPE.md): configs/dpo/tiny.yaml uses AdamW and a higher learning rate than the report's 7e-7 because the tiny model
 is trained from scratch in minutes. With `fused_linear_ce: true` the per-token log-probs of the policy come from our
 fused linear cross-entropy (qwen25/ops, log-prob = -per-token CE) in place of TRL's own chunked LM head.
+With `padding_free: true` the policy and reference log-prob passes run packed: the real tokens of a batch in one row,
+position_ids restarting per sequence, our attention keeping the sequences apart (offline_rl/packed.py).
 `use_peft: true` trains LoRA adapters (stagekit/lora.py): the reference is the same model with its adapter switched
 off (no second copy in memory), the adapter is saved to `<output_dir>/adapter` and the merged model to `<output_dir>`.
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from offline_rl.config import DPOStageConfig
 from offline_rl.online_merging import OnlineMergingAdamW, describe_sharding, reference_deltas
+from offline_rl.packed import packed_dpo_trainer_class
 from qwen25.memory_plan import check_memory
 from qwen25.model import load_model
 from qwen25.ops.fused_lm_head import use_fused_linear_ce
@@ -68,13 +71,16 @@ def main(argv: list[str] | None = None) -> dict:
         callbacks=setup_tracking(cfg, experiment=cfg.experiment, stage="dpo"),
         peft_config=cfg.lora_config(),  # with LoRA the reference is the policy with its adapter switched off
     )
+    trainer_cls = DPOTrainer
     if cfg.precompute_ref_log_probs and cfg.ref_logprob_cache:
         from offline_rl.ref_logprob_cache import CachedRefLogpsDPOTrainer
 
         cache_dir = cfg.ref_logprob_cache_dir or Path(cfg.output_dir).resolve().parent / "ref_logprobs"
-        trainer = CachedRefLogpsDPOTrainer(**trainer_kwargs, ref_checkpoint=model_dir, ref_logprob_cache_dir=cache_dir)
-    else:
-        trainer = DPOTrainer(**trainer_kwargs)
+        trainer_cls = CachedRefLogpsDPOTrainer
+        trainer_kwargs.update(ref_checkpoint=model_dir, ref_logprob_cache_dir=cache_dir)
+    if cfg.padding_free:  # packed policy and reference passes (TRL's own padding_free is disabled in 1.16)
+        trainer_cls = packed_dpo_trainer_class(trainer_cls)
+    trainer = trainer_cls(**trainer_kwargs)
     atomic_checkpoints(trainer)
     if base_dir is not None:
         # DPOTrainer's __init__ does not forward `optimizer_cls_and_kwargs`: set what Trainer.create_optimizer reads

@@ -1,5 +1,6 @@
 """Offline RL (DPO) stage config: TRL's `DPOConfig` plus where the policy and the pairs come from, the reference
-log-prob cache, the optimizer switch (AdamW or the report's Online Merging Optimizer) and LoRA (stagekit.lora)."""
+log-prob cache, the optimizer switch (AdamW or the report's Online Merging Optimizer), LoRA (stagekit.lora) and
+packed log-prob passes (`padding_free`, TRL's field with our meaning: offline_rl/packed.py)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ class DPOStageConfig(DPOConfig, LoraArguments, FusedLinearCEArguments, MemoryChe
         default=None,
         metadata={"help": "where cached reference log-probs live; default <output_dir>/../ref_logprobs (a sweep's "
                   "runs share it)"},
+    )
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "run the policy and reference log-prob passes packed (real tokens only, position_ids "
+                  "restarting per sequence: offline_rl/packed.py) instead of on the padded batch. Replaces TRL's own "
+                  "padding_free, which TRL 1.16 disables"},
     )
     optimizer: str = field(
         default="adamw",

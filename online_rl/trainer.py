@@ -25,6 +25,8 @@ import torch
 from trl import GRPOTrainer
 from trl.trainer.utils import pad
 
+from online_rl.packed import PackedLogpsMixin
+
 # How the tensors of TRL's generation output are padded: kept rows of several outputs are re-padded and stacked.
 LEFT_PADDED = ("prompt_ids", "prompt_mask")
 RIGHT_PADDED = ("completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps",
@@ -60,7 +62,7 @@ def join_outputs(parts: list[tuple[dict, torch.Tensor]], *, pad_token_id: int) -
     return out
 
 
-class QwenGRPOTrainer(GRPOTrainer):
+class QwenGRPOTrainer(PackedLogpsMixin, GRPOTrainer):
     """TRL's GRPOTrainer with dynamic sampling and mismatch metrics (module docstring)."""
 
     def __init__(self, *args, rollout_engine=None, **kwargs):
