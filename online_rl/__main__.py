@@ -37,6 +37,7 @@ from online_rl.ordering import load_query_rows, order_by_variance
 from online_rl.ordering import main as score
 from online_rl.rewards import ProvenanceCallback, ProvenanceLog, ServiceReward, connect, reward_urls
 from online_rl.rollout import RolloutEngine
+from online_rl.tools import Toolbox
 from online_rl.trainer import QwenGRPOTrainer
 from qwen25.memory_plan import check_memory
 from qwen25.model import load_model
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     model_dir = require_path(cfg, "model_name_or_path", checkpoint=True)
     queries = load_queries(cfg)
     heldout = load_heldout(cfg)
+    toolbox = Toolbox.load(cfg.tools_file, timeout_s=cfg.tool_timeout_s,
+                           max_result_chars=cfg.tool_result_max_chars) if cfg.tools_file else None  # fmt: skip
     check_memory("grpo", cfg, model_dir)  # stops here, before any weights load, when the step cannot fit the GPU
     client = connect(cfg)  # ConfigError naming the URL if /healthz does not answer in reward_ready_timeout_s
 
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
             )  # fmt: skip
         )
     engine = None if cfg.rollout_engine == "trl" else RolloutEngine(cfg, engine=cfg.rollout_engine,
-                                                                      max_staleness=cfg.max_staleness)
+                                                                      max_staleness=cfg.max_staleness,
+                                                                      toolbox=toolbox)  # fmt: skip
     trainer = QwenGRPOTrainer(
         model=model,
         rollout_engine=engine,

@@ -124,6 +124,16 @@ class GRPOStageConfig(GRPOConfig, LoraArguments, FusedLinearCEArguments, MemoryC
     max_resample_rounds: int = field(
         default=3, metadata={"help": "dynamic sampling: refill rounds per step before training on a short batch"}
     )
+    # multi-turn tool use (online_rl/tools.py; with rollout_engine inline; TRL's max_tool_calling_iterations applies)
+    tools_file: str | None = field(
+        default=None,
+        metadata={"help": "JSON toolbox {tools: [function specs], implementation: Python source}: tool calls in "
+                  "episodes run in the sandbox and their results come back as tool turns (masked out of the loss)"},
+    )  # fmt: skip
+    tool_timeout_s: float = field(default=5.0, metadata={"help": "sandbox time limit of one tool call"})
+    tool_result_max_chars: int = field(
+        default=2000, metadata={"help": "a tool message (result or error) longer than this is cut, saying so"}
+    )
     padding_free: bool = field(
         default=False,
         metadata={"help": "old-policy, reference and update log-prob passes on packed sequences "
@@ -173,6 +183,14 @@ class GRPOStageConfig(GRPOConfig, LoraArguments, FusedLinearCEArguments, MemoryC
                     f"(num_iterations 1, steps_per_generation = gradient_accumulation_steps); got num_iterations "
                     f"{self.num_iterations}, steps_per_generation {self.steps_per_generation}"
                 )
+        if self.tools_file and self.rollout_engine != "inline":
+            raise ConfigError("tools_file (multi-turn tool episodes) needs rollout_engine: inline")
+        if self.tools_file and getattr(self, "tools", None):
+            raise ConfigError("set tools_file (sandboxed tool episodes) or TRL's tools, not both")
+        if not 0 < self.tool_timeout_s <= 30:
+            raise ConfigError(f"tool_timeout_s must be in (0, 30], got {self.tool_timeout_s}")
+        if self.tool_result_max_chars < 64:
+            raise ConfigError(f"tool_result_max_chars must be >= 64, got {self.tool_result_max_chars}")
         if self.rollout_engine == "worker" and self.use_peft:
             raise ConfigError("rollout_engine: worker publishes full weights; with use_peft use rollout_engine inline")
         check_device_dtype(self.rollout_worker_device, "auto", where="rollout_worker_device")

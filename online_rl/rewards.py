@@ -174,12 +174,15 @@ class ServiceReward:
 
     async def __call__(
         self, prompts: Sequence, completions: Sequence, reference: Sequence | None = None, id: Sequence | None = None,
-        trainer_state=None, log_metric=None, policy_version: Sequence | None = None, **kwargs,
+        trainer_state=None, log_metric=None, policy_version: Sequence | None = None,
+        final_response: Sequence | None = None, **kwargs,
     ) -> list[float]:  # fmt: skip
         references = reference if reference is not None else [None] * len(completions)
+        # a tool episode (online_rl/tools.py) is scored on its last assistant turn, the answer after the tool calls
+        responses = final_response if final_response is not None else [completion_text(c) for c in completions]
         items = [
-            {"prompt": p, "response": completion_text(c), "reference": r}
-            for p, c, r in zip(prompts, completions, references, strict=True)
+            {"prompt": p, "response": text, "reference": r}
+            for p, text, r in zip(prompts, responses, references, strict=True)
         ]
         results = await self._client_for_this_loop().score(items)
         if log_metric is not None:

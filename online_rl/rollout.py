@@ -36,8 +36,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_model
 from transformers import LogitsProcessor, LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper, TrainerCallback
+from trl.models import unwrap_model_for_generation
 
+from online_rl.tools import Episode, Toolbox, run_episodes
 from stagekit.atomic import staged_file, write_atomic, write_json
 from stagekit.config import ConfigError
 
@@ -137,10 +140,13 @@ class RolloutEngine(TrainerCallback):
     `sync_weights()` is called when the policy changed, so the worker gets the new weights. Inline: samples with the
     trainer's model. Worker: reads the batch the worker finished, restarting a dead or hung worker."""
 
-    def __init__(self, cfg, *, engine: str, max_staleness: int = 0):
+    def __init__(self, cfg, *, engine: str, max_staleness: int = 0, toolbox: Toolbox | None = None):
         if engine not in ("inline", "worker"):
             raise ConfigError(f"rollout_engine: {engine!r} is not one of ('inline', 'worker')")
         self.cfg, self.engine, self.k = cfg, engine, max_staleness
+        self.toolbox = toolbox
+        if toolbox is not None and engine != "inline":
+            raise ConfigError("tools_file (multi-turn tool episodes) needs rollout_engine: inline")
         self.root = Path(cfg.output_dir) / "rollouts"
         self.trainer = None
         self.proc: subprocess.Popen | None = None
@@ -243,8 +249,6 @@ class RolloutEngine(TrainerCallback):
             return
         step = self.trainer.state.global_step
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)
-        from safetensors.torch import save_model
-
         path = self.weights_dir / f"v{step:08d}.safetensors"
         with staged_file(path) as tmp:
             save_model(model, str(tmp))
@@ -259,7 +263,19 @@ class RolloutEngine(TrainerCallback):
         prompt_ids = trainer._tokenize_prompts(prompts)[0]
         started = time.monotonic()
         reused = False
-        if self.engine == "inline" or self.round > 0:  # refills of dynamic sampling are sampled with current weights
+        extra: dict = {}
+        if self.toolbox is not None:
+            episodes = self._episodes(trainer.model_wrapped, prompt_ids, batch_seed(trainer.args.seed, step,
+                                                                                    self.round))
+            completions = [e.completion_ids for e in episodes]
+            logprobs = [e.logprobs for e in episodes]
+            extra = {"env_mask": [e.env_mask for e in episodes], "final_response": [e.final_turn for e in episodes]}
+            calls = sum(e.tool_calls for e in episodes)
+            trainer._metrics["train"]["tools/calls_per_episode"].append(calls / len(episodes))
+            trainer._metrics["train"]["tools/error_frac"].append(
+                sum(e.tool_errors for e in episodes) / calls if calls else 0.0)
+            version = step
+        elif self.engine == "inline" or self.round > 0:  # dynamic sampling's refills: sampled with current weights
             completions, logprobs = self._sample(trainer.model_wrapped, prompt_ids, batch_seed(trainer.args.seed,
                                                                                                step, self.round))
             version = step
@@ -286,11 +302,9 @@ class RolloutEngine(TrainerCallback):
         metrics["rollout/wait_s"].append(waited)
         metrics["rollout/worker_restarts"].append(float(self.restarts))
         return {"prompt_ids": prompt_ids, "completion_ids": completions, "logprobs": logprobs,
-                "policy_version": [version] * len(prompt_ids)}  # fmt: skip
+                "policy_version": [version] * len(prompt_ids), **extra}  # fmt: skip
 
-    def _sample(self, model, prompt_ids, seed):
-        from trl.models import unwrap_model_for_generation
-
+    def _sample(self, model, prompt_ids, seed, max_new_tokens: int | None = None):
         trainer = self.trainer
         with unwrap_model_for_generation(
             model, trainer.accelerator, gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
@@ -298,9 +312,18 @@ class RolloutEngine(TrainerCallback):
         ) as unwrapped:  # fmt: skip
             return sample_with_logprobs(
                 unwrapped, prompt_ids, pad_token_id=trainer._tokenizer.pad_token_id,
-                eos_token_ids=trainer.eos_token_ids, max_new_tokens=trainer.max_completion_length,
+                eos_token_ids=trainer.eos_token_ids, max_new_tokens=max_new_tokens or trainer.max_completion_length,
                 temperature=trainer.temperature, top_k=trainer.args.top_k or 0, top_p=trainer.args.top_p, seed=seed,
             )  # fmt: skip
+
+    def _episodes(self, model, prompt_ids, seed) -> list[Episode]:
+        trainer = self.trainer
+        iterations = trainer.args.max_tool_calling_iterations
+        return run_episodes(
+            lambda ids, budget, s: self._sample(model, ids, s, budget), trainer._tokenizer, self.toolbox, prompt_ids,
+            max_new_tokens=trainer.max_completion_length, seed=seed,
+            max_iterations=trainer.max_completion_length if iterations is None else iterations,
+        )  # fmt: skip
 
     def _wait_for(self, batch: int) -> tuple[dict, bool]:
         """The worker's batch `batch`; a worker that exited or made no batch within rollout_timeout_s is killed and

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_model as load_weights
 
 from online_rl.rollout import batch_seed, sample_with_logprobs
 from qwen25.model import load_model
@@ -54,8 +55,6 @@ def main(argv: list[str] | None = None) -> None:
                 return
             time.sleep(0.01)
         if held != version:
-            from safetensors.torch import load_model as load_weights
-
             load_weights(model, str(weights), strict=False, device=str(device))
             held = version
         started = time.perf_counter()

@@ -317,6 +317,9 @@ def _schema_errors(calls: list[dict], tools: dict) -> tuple[str, str] | None:
     return None
 
 
+schema_errors = _schema_errors  # public: GRPO's tool episodes (online_rl/tools.py) check calls the same way
+
+
 def _answer_found(response: str, expected: str) -> bool:
     """Numbers: some number in `response` equals `expected` exactly (as decimals: 12.50 == 12.5; big integers
     compared exactly), non-integers within a relative 1e-9; text: a case-insensitive whole-phrase match."""

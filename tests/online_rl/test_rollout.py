@@ -118,9 +118,11 @@ def test_importance_weights_by_hand_for_a_generator_at_another_temperature(micro
     """Generator samples at T=0.7 and reports its log-probs; the trainer scores at T=1.0. The weight of each token
     is p_1.0(token) / p_0.7(token), from a full forward by hand; truncated or masked at the caps as configured."""
     cap_max, cap_min = (1.02, 0.98) if mode != "sequence_mask" else (1.08, None)  # bite on some tokens, not all
-    trainer = _trainer(micro_base, tmp_path, rewards=lambda p, c: [float(len(x[0]["content"]) % 3) for x in c],
-                       engine_temperature=0.7, temperature=1.0, vllm_importance_sampling_mode=mode,
-                       vllm_importance_sampling_clip_max=cap_max, vllm_importance_sampling_clip_min=cap_min)  # fmt: skip
+    trainer = _trainer(
+        micro_base, tmp_path, rewards=lambda p, c: [float(len(x[0]["content"]) % 3) for x in c],
+        engine_temperature=0.7, temperature=1.0, vllm_importance_sampling_mode=mode,
+        vllm_importance_sampling_clip_max=cap_max, vllm_importance_sampling_clip_min=cap_min,
+    )  # fmt: skip
     trainer.model.train()
     out = trainer._generate_and_score_completions(_inputs(trainer, [0, 1]))
     model = trainer.model
