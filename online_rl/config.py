@@ -141,6 +141,8 @@ class GRPOStageConfig(GRPOConfig, LoraArguments, FusedLinearCEArguments, MemoryC
     )
 
     def __post_init__(self):
+        if self.loss_type == "gspo":  # GSPO (Zheng et al. 2025): sequence-level ratios under GRPO's per-sequence loss
+            self.loss_type, self.importance_sampling_level = "grpo", "sequence"
         super().__post_init__()
         self.check_lora()
         self.check_rollouts()

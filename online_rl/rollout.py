@@ -85,12 +85,13 @@ class _LogprobRecorder(LogitsProcessor):
 @torch.no_grad()
 def sample_with_logprobs(
     model, prompt_ids: Sequence[Sequence[int]], *, pad_token_id: int, eos_token_ids: Sequence[int],
-    max_new_tokens: int, temperature: float, top_k: int = 0, top_p: float = 1.0, seed: int,
+    max_new_tokens: int, temperature: float, top_k: int = 0, top_p: float = 1.0, seed: int, greedy: bool = False,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """Sample one completion per prompt (left-padded batch, transformers' generate with a KV cache) and return the
     completion ids, cut after the first EOS as TRL cuts them, with each token's log-probability under the
     distribution it was drawn from (log_softmax(logits / temperature), after top-k/top-p when set). The global torch
-    RNG is reseeded with `seed` inside `fork_rng`, so the caller's RNG stream is untouched."""
+    RNG is reseeded with `seed` inside `fork_rng`, so the caller's RNG stream is untouched. `greedy`: the most
+    likely token at each step (evaluation), its log-probability recorded the same way."""
     device = next(model.parameters()).device
     width = max(len(p) for p in prompt_ids)
     input_ids = torch.full((len(prompt_ids), width), pad_token_id, dtype=torch.long)
@@ -103,7 +104,7 @@ def sample_with_logprobs(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         sequences = model.generate(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=True,
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=not greedy,
             max_new_tokens=max_new_tokens, temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0,
             logits_processor=LogitsProcessorList([recorder]), pad_token_id=pad_token_id,
             eos_token_id=list(eos_token_ids),

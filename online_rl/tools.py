@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stagekit.config import ConfigError
+from verifiers import verify
 from verifiers.tool_call import CLOSE, OPEN, execute_calls, parse_tool_calls, parse_tool_reference, schema_errors
 
 SampleFn = Callable[[list[list[int]], int, int], tuple[list[list[int]], list[list[float]]]]
@@ -147,3 +148,31 @@ def run_episodes(
             turns[i] = tokenizer.decode(ids, skip_special_tokens=False)
         active = next_active
     return episodes
+
+
+def evaluate_episodes(
+    sample: SampleFn, tokenizer, toolbox: Toolbox, rows: Sequence[dict], *, max_new_tokens: int,
+    max_iterations: int, batch_size: int = 32,
+) -> dict:
+    """Tool episodes on held-out rows ({"prompt": messages, "reference": verifier reference}) with `sample` (greedy
+    for evaluation): how many episodes call a tool, the share of calls that ran without an error (tool-call
+    validity), and the accuracy of the final turn under the row's verifier (verifiers.verify)."""
+    episodes: list[Episode] = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        texts = [tokenizer.apply_chat_template(list(r["prompt"]), add_generation_prompt=True, tokenize=False)
+                 for r in chunk]  # fmt: skip
+        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        episodes += run_episodes(sample, tokenizer, toolbox, ids, max_new_tokens=max_new_tokens,
+                                 max_iterations=max_iterations, seed=start)  # fmt: skip
+    calls = sum(e.tool_calls for e in episodes)
+    passed = [verify(e.final_turn, r["reference"]).passed for e, r in zip(episodes, rows, strict=True)]
+    return {
+        "episodes": len(episodes),
+        "called_frac": sum(e.tool_calls > 0 for e in episodes) / len(episodes),
+        "tool_calls": calls,
+        "tool_call_validity": (calls - sum(e.tool_errors for e in episodes)) / calls if calls else 0.0,
+        "accuracy": sum(passed) / len(passed),
+        "examples": [{"final_turn": e.final_turn[:200], "tool_calls": e.tool_calls, "tool_errors": e.tool_errors,
+                      "passed": p} for e, p in list(zip(episodes, passed, strict=True))[:4]],  # fmt: skip
+    }

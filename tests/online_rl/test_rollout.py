@@ -337,3 +337,32 @@ def test_staleness_bound_faults_and_resume(micro_base, grpo_data, live_service, 
     assert any(r["reused"] for r in rows if r["batch"] >= 2)  # an in-flight rollout persisted and reused
     got = _weights(killed)
     assert all(torch.equal(got[k], reference[k]) for k in reference)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"rollout_engine": "vllm"}, "rollout_engine must be one of"),
+        ({"max_staleness": 1}, "max_staleness > 0 needs rollout_engine: worker"),
+        ({"rollout_engine": "worker", "max_staleness": -1}, "max_staleness must be >= 0"),
+        ({"rollout_engine": "inline", "num_iterations": 2}, "one generation batch per optimizer step"),
+        ({"rollout_engine": "worker", "use_peft": True}, "with use_peft use rollout_engine inline"),
+        ({"tools_file": "t.json"}, "tools_file .* needs rollout_engine: inline"),
+        ({"rollout_engine": "inline", "tools_file": "t.json", "tool_timeout_s": 60}, "tool_timeout_s"),
+        ({"dynamic_sampling": True, "gradient_accumulation_steps": 2}, "needs steps_per_generation 1"),
+        ({"rollout_engine": "worker", "rollout_timeout_s": 0}, "rollout_timeout_s must be > 0"),
+    ],
+)
+def test_rollout_settings_are_checked_before_anything_loads(tmp_path, overrides, message):
+    from online_rl.config import GRPOStageConfig
+    from stagekit.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        GRPOStageConfig(output_dir=str(tmp_path), report_to="none", bf16=False, **overrides)
+
+
+def test_gspo_is_grpo_with_sequence_level_ratios(tmp_path):
+    from online_rl.config import GRPOStageConfig
+
+    cfg = GRPOStageConfig(output_dir=str(tmp_path), report_to="none", bf16=False, loss_type="gspo")
+    assert (cfg.loss_type, cfg.importance_sampling_level) == ("grpo", "sequence")
