@@ -106,6 +106,7 @@ def provenance_rows(
                 "reward": result["reward"],
                 "components": component_scores(result),
                 "verifier": verifier,  # {verifier, status, passed, score, format_ok, details} or None
+                **({"judge": judge} if (judge := result["components"].get("judge")) else {}),  # score, reason
                 "cached": result.get("cached", False),
             }
         )

@@ -1,6 +1,6 @@
-"""The reward service's application: GRPO's rewards over HTTP (reward models + rule-based verifiers + length
-penalty, weighted). `create_app` wires the pieces; `python -m reward serve` (reward/serve.py) loads the models and
-runs it under uvicorn.
+"""The reward service's application: GRPO's rewards over HTTP (reward models + rule-based verifiers + an optional
+judge model + length penalty, weighted). `create_app` wires the pieces; `python -m reward serve` (reward/serve.py)
+loads the models and runs it under uvicorn.
 
 Endpoints
     GET  /healthz   -> {"status": "ok", "model": model_path, "model_version": ..., "criteria": [...], ...}
@@ -8,13 +8,16 @@ Endpoints
                        `?format=prometheus` gives the Prometheus text format (reward/metrics.py)
     POST /v1/score  {"items": [{"prompt": [messages] | str, "response": str, "reference": dict | JSON str | null}]}
                     -> {"results": [{"reward": float, "components": {"rm": float | null,
-                        "criteria": {name: float}, "verifier": {...} | null, "length_penalty": float | null},
+                        "criteria": {name: float}, "verifier": {...} | null, "length_penalty": float | null,
+                        "judge": {judge, rubric, status, score, raw_score, reason} | null},
                         "cached": bool}]}                                       (bodies: reward/schemas.py)
 
 Per item (`Scoring.compute`): each reward model's logit goes through `combine.bounded_rm_score` (tanh):
 `model_path` gives component "rm", each of `criterion_models` (a model trained on one of the report's six criteria)
 its own component; the verifier named by `reference["type"]` (the `verifiers` registry, plus `extra_verifiers`)
-gives a score in [0, 1]; `reward = sum_k weights[k] * component_k + length_penalty` (`combine.combine_components`).
+gives a score in [0, 1]; with `judge` configured, a judge model (any `generators` backend, its own batcher) grades
+the response against the rubric, (N - 1) / 9 for a strict `Score: N` line (reward/judge.py), bounded by
+`judge.timeout_s`; `reward = sum_k weights[k] * component_k + length_penalty` (`combine.combine_components`).
 
 Why hand-written here: dynamic batching of reward-model forwards across concurrent requests (reward/batching.py),
 the item cache with in-flight sharing (reward/cache.py) and admission control (reward/guard.py) are what make the
@@ -36,7 +39,6 @@ items -> 413; more than `max_pending_items` items admitted and unfinished -> 503
 """
 
 import asyncio
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,14 +50,17 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from generators import Generator
 from reward.batching import DynamicBatcher
-from reward.cache import ResultCache, item_key
+from reward.cache import ResultCache, checkpoint_fingerprint, item_key
 from reward.combine import bounded_rm_score, combine_components, length_penalty
 from reward.config import ServeConfig
 from reward.guard import Admission, HTTPGuard
+from reward.judge import Judge, JudgeSettings, judge_messages, parse_answer, parse_judge
 from reward.metrics import ServiceMetrics, prometheus_text
 from reward.schemas import (
     Components,
+    JudgeComponent,
     ScoreItem,
     ScoreRequest,
     ScoreResponse,
@@ -79,16 +84,6 @@ class BadItem(ValueError):
 
 class BadReference(BadItem):
     """A reference the verifier refused (unknown type, missing field)."""
-
-
-def checkpoint_fingerprint(path: str | os.PathLike) -> str:
-    """A short hash of a checkpoint directory's file names, sizes and modification times (cheap, no reads)."""
-    digest = hashlib.sha256()
-    for file in sorted(Path(path).iterdir()):
-        if file.is_file():
-            stat = file.stat()
-            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()[:16]
 
 
 def item_reference(reference: dict | str | None, index: int) -> dict | None:
@@ -159,12 +154,17 @@ class Scoring:
     a plain callable of (prompt, response) pairs is batched as given."""
 
     def __init__(self, config: ServeConfig, verify: VerifyFn, metrics: ServiceMetrics, model_version: str, *,
-                 in_processes: bool):  # fmt: skip
+                 in_processes: bool, judge: Judge | None = None):  # fmt: skip
         """`verify` runs the thread-side types; `in_processes`: the others run in a `VerifierPool` of the registry
-        plus `config.extra_verifiers` (else everything runs `verify` on threads)."""
+        plus `config.extra_verifiers` (else everything runs `verify` on threads). `model_version` goes into every
+        cache key (with a judge it includes the judge's identity). `judge`: the judge component, or None."""
         self.config, self.verify, self.metrics, self.model_version = config, verify, metrics, model_version
         self.in_processes = in_processes
+        self.judge = judge
         self.weights = dict(config.weights) | {"length_penalty": 1.0}  # the penalty is already a signed reward
+        if judge is not None:
+            self.weights["judge"] = judge.settings.weight
+        self.judge_batcher: DynamicBatcher | None = None
         self.cache = ResultCache(config.cache_size)
         self.batchers: dict[str, DynamicBatcher] = {}  # set when the app starts (they need its event loop)
         self.encoders: dict[str, Callable[[Any, str], list[int]]] = {}
@@ -183,6 +183,12 @@ class Scoring:
             )
         for batcher in self.batchers.values():
             await batcher.start()
+        if self.judge is not None:  # its own batcher: judge calls never wait behind (or hold) a reward-model forward
+            self.judge_batcher = DynamicBatcher(
+                self.judge.answer, max_batch_size=self.judge.settings.max_batch_size,
+                max_wait_ms=self.config.max_wait_ms,
+            )
+            await self.judge_batcher.start()
         self.verifier_threads = ThreadPoolExecutor(self.config.verifier_workers, thread_name_prefix="verifier")
         self.render_pool = ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="render")
         if self.in_processes:  # the registry (+ extra_verifiers) in killable worker processes
@@ -191,8 +197,12 @@ class Scoring:
                 memory_mb=self.config.verifier_memory_mb, extra_verifiers=self.config.extra_verifiers,
             )  # fmt: skip
 
+    def all_batchers(self) -> dict[str, DynamicBatcher]:
+        """The reward models' batchers and, under "judge", the judge's (for /metrics)."""
+        return self.batchers | ({"judge": self.judge_batcher} if self.judge_batcher is not None else {})
+
     async def stop(self) -> None:
-        for batcher in self.batchers.values():
+        for batcher in self.all_batchers().values():
             await batcher.stop()
         for pool in (self.verifier_threads, self.render_pool):
             if pool is not None:
@@ -231,6 +241,32 @@ class Scoring:
         self.metrics.verifier_status[component.status] += 1
         return component
 
+    async def run_judge(self, prompt: list[dict] | str, response: str) -> JudgeComponent | None:
+        """The judge's grade: asked through the judge batcher, bounded by `judge.timeout_s` from submission (queueing
+        included; an item still queued when its caller gives up is skipped), parsed strictly. Never raises."""
+        if self.judge is None:
+            return None
+        settings = self.judge.settings
+        name = {"judge": settings.label, "rubric": settings.rubric_name}
+        try:
+            chat = judge_messages(prompt, response, settings)
+            answer = await asyncio.wait_for(self.judge_batcher.submit(chat), settings.timeout_s)
+        except TimeoutError:
+            component = JudgeComponent(**name, status="timeout",
+                                       reason=f"judge did not answer within {settings.timeout_s}s")  # fmt: skip
+        except Exception as err:  # the backend failed (a server down, a model error): this item's judge only
+            component = JudgeComponent(**name, status="error", reason=f"{type(err).__name__}: {str(err)[:300]}")
+        else:
+            verdict = parse_answer(answer if isinstance(answer, str) else "")
+            if verdict.raw_score is None:
+                reason = f"{verdict.problem}; answer: {verdict.reason}"
+                component = JudgeComponent(**name, status="unparsable", reason=reason)
+            else:
+                component = JudgeComponent(**name, status="ok", score=verdict.score, raw_score=verdict.raw_score,
+                                           reason=verdict.reason)  # fmt: skip
+        self.metrics.judge_status[component.status] += 1
+        return component
+
     async def encode(self, prompt: list[dict] | str, response: str) -> dict[str, Any]:
         """Each reward model's input for the item: token ids (rendered and tokenized here, off the event loop) or
         the (prompt, response) pair for scorers without `encode`. BadItem naming the prompt if rendering fails."""
@@ -256,11 +292,13 @@ class Scoring:
         inputs = await self.encode(prompt, response)
         names = list(self.batchers)
         rm_tasks = [asyncio.ensure_future(self.run_rm(name, inputs[name])) for name in names]
+        judge_task = asyncio.ensure_future(self.run_judge(prompt, response))
         try:
             verifier = await self.run_verifier(response, reference)
             rm_scores = dict(zip(names, await asyncio.gather(*rm_tasks), strict=True))
+            judge = await judge_task
         finally:
-            for task in rm_tasks:  # a bad reference must not leave forwards awaited by nobody
+            for task in [*rm_tasks, judge_task]:  # a bad reference must not leave work awaited by nobody
                 task.cancel()
         penalty = None
         if self.config.length_penalty > 0:
@@ -269,15 +307,20 @@ class Scoring:
                 free_chars=self.config.length_penalty_free_chars,
             )  # fmt: skip
         components = Components(rm=rm_scores.pop("rm", None), criteria=rm_scores, verifier=verifier,
-                                length_penalty=penalty)  # fmt: skip
+                                length_penalty=penalty, judge=judge)  # fmt: skip
         scores = {"rm": components.rm, **components.criteria, "length_penalty": penalty}
         scores["verifier"] = verifier.score if verifier is not None else None
+        if judge is not None:
+            scores["judge"] = judge.score if judge.status == "ok" else None
         return ScoreResult(reward=combine_components(scores, self.weights), components=components)
 
     @staticmethod
     def cacheable(result: ScoreResult) -> bool:
-        """A timed-out or failed verifier is not an answer to keep: the next identical item tries again."""
-        return result.components.verifier is None or result.components.verifier.status == "ok"
+        """A timed-out or failed verifier or judge is not an answer to keep: the next identical item tries again. An
+        unparsable judge answer is the judge's answer to this item, and is kept."""
+        verifier, judge = result.components.verifier, result.components.judge
+        verifier_done = verifier is None or verifier.status == "ok"
+        return verifier_done and (judge is None or judge.status in ("ok", "unparsable"))
 
     async def score_item(self, item: ScoreItem, reference: dict | None, index: int) -> ScoreResult:
         prompt = item.prompt
@@ -302,12 +345,15 @@ def create_app(
     verify: VerifyFn | None = None,
     criterion_scorers: dict[str, RMScorer] | None = None,
     known_verifier: Callable[[str], bool] | None = None,
+    judge: Generator | None = None,
 ) -> FastAPI:
     """The FastAPI app. `scorer` maps (prompt, response) pairs to raw RM logits (a `RewardModelScorer` when
     serving); None serves without the "rm" component and needs weights.rm == 0. `criterion_scorers` holds one
     scorer per entry of `config.criterion_models`. `verify` (run on threads, no kill) replaces the default: the
     `verifiers` registry plus `extra_verifiers` in killable worker processes (`verifiers.pool`), with
-    `config.thread_verifiers` on threads.     `extra_verifiers`."""
+    `config.thread_verifiers` on threads. `judge` is the generator of `config.judge` (`generators.make_model_generator`
+    of its settings when serving; any object with `generate(queries, k)` in tests); required exactly when
+    `config.judge` is set."""
     if scorer is None and config.weights["rm"] != 0:
         raise ConfigError("weights.rm != 0 but no reward-model scorer was given")
     criterion_scorers = dict(criterion_scorers or {})
@@ -319,12 +365,19 @@ def create_app(
     if in_processes:  # resolved once here: the thread-side verify and the 422 check of unknown types
         verify, known_verifier = load_verifiers(config.extra_verifiers)
     known_verifier = known_verifier or (lambda kind: True)
+    judge_settings: JudgeSettings | None = parse_judge(config.judge)
+    if (judge is None) != (judge_settings is None):
+        raise ConfigError("`judge` is configured but no judge generator was given" if judge is None
+                          else "a judge generator was given but `judge` is not configured")  # fmt: skip
     model_version = config.model_version or "+".join(
         checkpoint_fingerprint(path) if path and Path(path).is_dir() else str(path)
         for path in [config.model_path if scorer is not None else None, *config.criterion_models.values()]
     )
+    judge_identity = judge_settings.identity(checkpoint_fingerprint) if judge_settings is not None else None
+    cache_version = model_version if judge_identity is None else f"{model_version}|judge:{judge_identity}"
     metrics = ServiceMetrics()
-    scoring = Scoring(config, verify, metrics, model_version, in_processes=in_processes)
+    scoring = Scoring(config, verify, metrics, cache_version, in_processes=in_processes,
+                      judge=Judge(judge_settings, judge) if judge is not None else None)  # fmt: skip
     admission = Admission(max_pending=config.max_pending_items, retry_after_s=config.retry_after_s, metrics=metrics)
     scorers = ({"rm": scorer} if scorer is not None else {}) | criterion_scorers
 
@@ -352,12 +405,14 @@ def create_app(
             "criteria": sorted(config.criterion_models),
             "model_version": model_version,
             "weights": config.weights,
+            "judge": None if judge_settings is None else {**judge_settings.public(), "identity": judge_identity},
             "max_items_per_request": config.max_items_per_request,
         }
 
     @app.get("/metrics")
     async def get_metrics(format: str = "json"):
-        snapshot = metrics.snapshot(pending_items=admission.pending, cache=scoring.cache, batchers=scoring.batchers)
+        snapshot = metrics.snapshot(pending_items=admission.pending, cache=scoring.cache,
+                                    batchers=scoring.all_batchers())  # fmt: skip
         if format == "prometheus":
             return PlainTextResponse(prometheus_text(snapshot), media_type="text/plain; version=0.0.4")
         if format != "json":

@@ -1,23 +1,37 @@
 """Result cache of the reward service: a bounded LRU of finished item scores plus sharing of in-flight ones.
 
 GRPO samples 8 responses per prompt and short answers repeat, so many items of a step are byte-identical. The
-service keys each item by a hash of (prompt, response, reference, model version) (`item_key`); a key already
+service keys each item by a hash of (prompt, response, reference, model version) (`item_key`; the version names the
+reward models' checkpoints and, with a judge, the judge's `identity`: backend, settings, rubric, prompt); a key already
 scored is answered from the LRU, and a key being scored right now is awaited rather than computed twice, so the
 duplicates among a group cost one forward and one verifier run. Hand-written because it has to sit inside the
 asyncio request path with in-flight sharing and a size bound; `functools.lru_cache` has neither, and no FastAPI
 library dedupes concurrent identical computations.
 
 A computation runs as its own task, so a caller that disconnects does not cancel the work others await. Results a
-caller marks as not cacheable (a verifier timeout, which may be load and not the response) are shared with the
-callers already waiting but not stored.
+caller marks as not cacheable (a verifier or judge timeout or error, which may be load and not the response) are
+shared with the callers already waiting but not stored.
 """
 
 import asyncio
 import hashlib
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+
+
+def checkpoint_fingerprint(path: str | os.PathLike) -> str:
+    """A short hash of a checkpoint directory's file names, sizes and modification times (cheap, no reads): the
+    part of the cache key that changes when a reward model or a judge checkpoint is replaced."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).iterdir()):
+        if file.is_file():
+            stat = file.stat()
+            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
 
 
 def item_key(prompt: Any, response: str, reference: dict | None, model_version: str) -> str:

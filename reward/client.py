@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-COMPONENTS = ("total", "rm", "verifier", "length_penalty")
+COMPONENTS = ("total", "rm", "verifier", "length_penalty", "judge")
 
 
 class RewardServiceError(RuntimeError):
@@ -316,15 +316,15 @@ def completion_text(completion: str | list[dict]) -> str:
 
 
 def pick_component(result: dict, component: str) -> float | None:
-    """The number one service result contributes: the total reward, one component (None if absent), or one
-    criterion's score as "criterion:<name>"."""
+    """The number one service result contributes: the total reward, one component (None if absent; the judge's
+    mapped score only when its status is "ok"), or one criterion's score as "criterion:<name>"."""
     if component == "total":
         return result["reward"]
     if component.startswith("criterion:"):
         return result["components"].get("criteria", {}).get(component.partition(":")[2])
     value = result["components"].get(component)
-    if component == "verifier" and value is not None:
-        return value["score"]
+    if component in ("verifier", "judge") and value is not None:
+        return value["score"] if component == "verifier" or value.get("status") == "ok" else None
     return value
 
 
@@ -334,7 +334,7 @@ def make_reward_function(client: RewardClient, *, component: str = "total") -> C
     Called as `f(prompts, completions, reference=None, **kwargs)`: prompts and completions in TRL's standard
     (strings) or conversational (message lists) format, `reference` the dataset column (JSON strings, mappings or
     None). Returns one float per completion, in order; for component "rm"/"verifier"/"length_penalty"/
-    "criterion:<name>", None where the component is absent (TRL treats None as "not applicable").
+    "judge"/"criterion:<name>", None where the component is absent (TRL treats None as "not applicable").
     """
     if component not in COMPONENTS and not component.startswith("criterion:"):
         raise ValueError(f"component must be one of {COMPONENTS} or 'criterion:<name>', got {component!r}")

@@ -13,6 +13,17 @@ With per-criterion reward models (the report's six criteria, `CRITERIA`) every c
 component with its own weight (`combine_components`), and an optional length penalty is added unweighted:
 
     reward = sum_k weights[k] * score_k  -  length_penalty * max(0, chars - free_chars) / 1000
+
+With a judge model (`judge:` in the service config, reward/judge.py) one more component joins the sum with the
+weight `judge.weight`: the judge's integer grade N on its 1-10 rubric scale, mapped linearly to [0, 1] like the
+verifier's score:
+
+    judge_score = (N - 1) / 9                   (1 -> 0.0, 10 -> 1.0)
+    reward = weights.rm * tanh((logit - rm_shift) / rm_scale) + sum_c weights[c] * tanh(...)_c
+             + weights.verifier * verifier_score + judge.weight * judge_score  -  length penalty
+
+A judge answer that is unparsable, late (`judge.timeout_s`) or failed is absent like a missing verifier: it adds
+0, and the component says why (status unparsable | timeout | error; counted in /metrics).
 """
 
 import math

@@ -14,6 +14,7 @@ from trl import RewardConfig
 
 from qwen25.memory_plan import MemoryCheckArguments
 from reward.combine import CRITERIA
+from reward.judge import parse_judge
 from stagekit.config import ConfigError
 from stagekit.device import check_device_dtype
 from stagekit.lora import LoraArguments
@@ -96,11 +97,17 @@ class ServeConfig:
     dtype: str = "auto"  # RM weights: "auto" (fp32 on CPU; on GPU the checkpoint's 16-bit dtype or bf16), float32, ...
     torch_threads: int = 0  # intra-op CPU threads of the RM forward; 0 = torch's default (1 is fastest on busy CPUs)
     keep_alive_s: float = 75.0  # idle HTTP keep-alive; longer than GRPO's gaps between steps, so clients reuse sockets
+    # A judge model grading each response against a rubric (reward/judge.py): {backend: hf | openai, the backend's
+    # settings, rubric: <criterion or text>, weight, timeout_s, max_chars, max_batch_size}; None: no judge. A JSON
+    # string on the command line. Checked here (ConfigError naming the key) and kept with its defaults filled in.
+    judge: dict | str | None = None
 
     def __post_init__(self):
         self.criterion_models = parse_mapping(self.criterion_models, "criterion_models")
         self.extra_verifiers = parse_mapping(self.extra_verifiers, "extra_verifiers")
         self.weights = parse_weights(self.weights, criteria=tuple(self.criterion_models))
+        judge = parse_judge(self.judge)
+        self.judge = judge.as_config() if judge is not None else None
         if self.api_token is None:
             self.api_token = os.environ.get("REWARD_API_TOKEN") or None
         for key in ("max_batch_size", "max_items_per_request", "verifier_workers", "max_length", "max_pending_items",

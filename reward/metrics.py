@@ -2,7 +2,7 @@
 
 Requests by path and status (counted by the guard, so refused requests count too), items scored, overload
 rejections, the admitted-item gauge, cache hits and in-flight sharing, reward-model forwards and items per batcher,
-verifier outcomes by status, and latency percentiles of the last 10,000 successful score requests.
+verifier and judge outcomes by status, and latency percentiles of the last 10,000 successful score requests.
 """
 
 import time
@@ -21,6 +21,7 @@ class ServiceMetrics:
         self.items = 0
         self.rejected_overload = 0
         self.verifier_status: Counter[str] = Counter()
+        self.judge_status: Counter[str] = Counter()  # ok | unparsable | timeout | error, per judge call
         self.latencies: deque[float] = deque(maxlen=10_000)
 
     def latency_summary(self) -> dict[str, float]:
@@ -44,6 +45,7 @@ class ServiceMetrics:
             "cache": cache.stats(),
             "batching": {name: batcher.stats() for name, batcher in batchers.items()},
             "verifier_status": dict(self.verifier_status),
+            "judge_status": dict(self.judge_status),
             "latency": self.latency_summary(),
         }
 
@@ -71,6 +73,8 @@ def prometheus_text(snapshot: dict) -> str:
         metric("reward_rm_items_total", "counter", stats["items"], f'model="{name}"')
     for status, count in snapshot["verifier_status"].items():
         metric("reward_verifier_results_total", "counter", count, f'status="{status}"')
+    for status, count in snapshot.get("judge_status", {}).items():
+        metric("reward_judge_results_total", "counter", count, f'status="{status}"')
     for key in ("p50_ms", "p90_ms", "p99_ms"):
         if key in snapshot["latency"]:
             metric("reward_score_latency_ms", "gauge", snapshot["latency"][key], f'quantile="{key[1:-3]}"')

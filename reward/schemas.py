@@ -111,11 +111,23 @@ class VerifierComponent(BaseModel):
     details: dict[str, Any]
 
 
+class JudgeComponent(BaseModel):
+    """The judge model's grade of the response against the rubric (reward/judge.py); only status "ok" counts."""
+
+    judge: str  # who judged: "<backend>:<model path or name>"
+    rubric: str  # the criterion it graded, or "custom:<8 hex of the rubric text>"
+    status: str  # "ok", "unparsable" (no single valid `Score: N` line), "timeout" (past judge.timeout_s), "error"
+    score: float | None = None  # (raw_score - 1) / 9 in [0, 1] when ok, else None (adds nothing to the reward)
+    raw_score: int | None = None  # the judge's N on its 1-10 scale, when ok
+    reason: str = ""  # the judge's Reason line (else its answer's start), at most 500 characters; or the failure
+
+
 class Components(BaseModel):
     rm: float | None
     criteria: dict[str, float] = {}
     verifier: VerifierComponent | None
     length_penalty: float | None = None
+    judge: JudgeComponent | None = None  # present when the service has a `judge` configured
 
 
 class ScoreResult(BaseModel):

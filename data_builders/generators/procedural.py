@@ -12,7 +12,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 
-from data_builders.generators.base import Candidate, Query
+from generators.base import Candidate, Query
 
 
 class ProceduralGenerator:
