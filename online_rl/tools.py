@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from stagekit.config import ConfigError
 from verifiers import verify
 from verifiers.tool_call import CLOSE, OPEN, execute_calls, parse_tool_calls, parse_tool_reference, schema_errors
 
+TOOL_WORKERS = 4  # tool turns of a batch answered at once (sandbox processes)
 SampleFn = Callable[[list[list[int]], int, int], tuple[list[list[int]], list[list[float]]]]
 
 
@@ -117,12 +119,13 @@ def run_episodes(
     for iteration in range(max_iterations + 1):
         next_active, contexts = [], []
         for i in active:
-            turn = turns[i].replace(tokenizer.eos_token, "").replace(tokenizer.pad_token or "\0", "")
+            episodes[i].final_turn = turns[i].replace(tokenizer.eos_token, "").replace(tokenizer.pad_token or "\0", "")
+        if iteration == max_iterations:
+            break
+        with ThreadPoolExecutor(max_workers=TOOL_WORKERS) as pool:  # each call is a sandbox process
+            answers = list(pool.map(toolbox.respond, [episodes[i].final_turn for i in active]))
+        for i, messages in zip(active, answers, strict=True):
             episode = episodes[i]
-            episode.final_turn = turn
-            if iteration == max_iterations:
-                continue
-            messages = toolbox.respond(turn)
             if messages is None:
                 continue
             episode.tool_calls += len(messages)
