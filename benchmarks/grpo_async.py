@@ -10,8 +10,8 @@ inside it for both), the mean time the trainer waited for a rollout (rollouts.js
 reward before and after (the stage's held-out callback on runs/tiny/data/heldout) and the peak RSS of the trainer
 and of the worker; then the ratio staleness-1 / staleness-0.
 
-    .venv/bin/python benchmarks/grpo_async.py [--steps 8] [--inline]   # needs `make demo`'s runs/tiny (dpo, data,
-                                                                        # reward); run it alone on the machine
+    .venv/bin/python benchmarks/grpo_async.py [--steps 8] [--inline] [--padding_free]
+    (needs `make demo`'s runs/tiny: dpo, data, reward; run it alone on the machine)
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--inline", action="store_true", help="also run the inline engine (trainer generates)")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--padding_free", action="store_true", help="every variant with padding_free: true")
     args = parser.parse_args()
     for need in ("runs/tiny/dpo", "runs/tiny/data/rl_queries_scored", "runs/tiny/reward"):
         if not (ROOT / need).exists():
@@ -118,8 +119,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="grpo_async_") as tmp:
             work = Path(tmp)
             worker = ("--rollout_engine", "worker", "--rollout_worker_threads", "1")
+            if args.padding_free:
+                worker += ("--padding_free", "true")
             if args.inline:
-                results.append(run("inline", url, work, args.steps, "--rollout_engine", "inline"))
+                results.append(run("inline", url, work, args.steps, "--rollout_engine", "inline",
+                                   *(("--padding_free", "true") if args.padding_free else ())))
             results.append(run("staleness0", url, work, args.steps, *worker, "--max_staleness", "0"))
             results.append(run("staleness1", url, work, args.steps, *worker, "--max_staleness", "1"))
     finally:

@@ -1,11 +1,11 @@
 """Tool use on the tiny default: multi-digit arithmetic the tiny policy cannot do alone but can with a calculator.
 
-    .venv/bin/python docs/examples/grpo_tool_use.py [--sft_rows 1500] [--sft_steps 300] [--grpo_steps 12]
+    .venv/bin/python docs/examples/grpo_tool_use.py [--sft_rows 1500] [--sft_steps 600] [--grpo_steps 12]
 
 Needs `make demo`'s runs/tiny/sft (the starting policy) and runs/tiny/reward (the reward service's model). Steps,
 each skipped when its output exists (delete runs/tool_use to start over):
 1. data (runs/tool_use/data): the tool_calling area's `big_arithmetic` tool (exact integer arithmetic, run in the
-   sandbox) as the toolbox; tasks "What is 48213 times 907? I need the exact value." with 3-6 digit operands.
+   sandbox) as the toolbox; tasks "What is 4821 times 97? I need the exact value." with 2-4 digit operands.
    SFT rows are whole episodes (system turn with the tool, request, `<tool_call>`, the sandbox's result, the
    answer), each call turn and answer turn checked by the `tool_call` verifier. RL and held-out rows are the
    request alone, with a `tool_call` reference at its answer step (the final answer must state the exact value).
@@ -42,12 +42,12 @@ OUT = ROOT / "runs" / "tool_use"
 WORDS = {"add": "plus", "subtract": "minus", "multiply": "times"}
 
 
-def tasks(n: int, seed: int) -> list[dict]:
+def tasks(n: int, seed: int, digits: tuple[int, int]) -> list[dict]:
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         op = rng.choice(list(WORDS))
-        a, b = (str(rng.randint(10 ** (d - 1), 10**d - 1)) for d in (rng.randint(3, 6), rng.randint(3, 6)))
+        a, b = (str(rng.randint(10 ** (d - 1), 10**d - 1)) for d in (rng.randint(*digits), rng.randint(*digits)))
         out.append({"request": f"What is {a} {WORDS[op]} {b}? I need the exact value.",
                     "call": {"name": "big_arithmetic", "arguments": {"operation": op, "a": a, "b": b}}})  # fmt: skip
     return out
@@ -61,7 +61,8 @@ def build_data(args) -> None:
         return
     spec, source = TOOLS["big_arithmetic"].spec(), implementation(["big_arithmetic"])
     system = tools_system_prompt([spec])
-    all_tasks = tasks(args.sft_rows + args.rl_rows + args.heldout_rows, seed=0)
+    all_tasks = tasks(args.sft_rows + args.rl_rows + args.heldout_rows, seed=0,
+                      digits=(args.min_digits, args.max_digits))  # fmt: skip
     calls = [t["call"] for t in all_tasks]
     results = [value for i in range(0, len(calls), 200)  # 200 calls per sandbox run (its output is capped)
                for value in execute_calls(source, calls[i : i + 200], timeout_s=30)]  # fmt: skip
@@ -167,7 +168,10 @@ def main() -> None:
     parser.add_argument("--sft_rows", type=int, default=1500)
     parser.add_argument("--rl_rows", type=int, default=256)
     parser.add_argument("--heldout_rows", type=int, default=64)
-    parser.add_argument("--sft_steps", type=int, default=300)
+    parser.add_argument("--min_digits", type=int, default=2)
+    parser.add_argument("--max_digits", type=int, default=4)
+    parser.add_argument("--sft_steps", type=int, default=600)
+    parser.add_argument("--sft_learning_rate", type=float, default=1e-3)
     parser.add_argument("--grpo_steps", type=int, default=12)
     args = parser.parse_args()
     for need in ("runs/tiny/sft", "runs/tiny/reward"):
@@ -190,7 +194,8 @@ def main() -> None:
     if not (sft_dir / "summary.json").exists():
         run(["-m", "sft", "--config", "configs/sft/tiny.yaml", "--model_name_or_path", "runs/tiny/sft",
              "--dataset_path", str(OUT / "data/sft"), "--output_dir", str(sft_dir), "--max_steps",
-             str(args.sft_steps), "--learning_rate", "5e-4", "--report_to", "none", "--logging_steps", "20"],
+             str(args.sft_steps), "--learning_rate", str(args.sft_learning_rate), "--report_to", "none",
+             "--logging_steps", "20"],
             OUT / "sft.log")  # fmt: skip
     if "sft" not in results:
         results["sft"] = evaluate(sft_dir, heldout)
