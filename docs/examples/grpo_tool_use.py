@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--sft_steps", type=int, default=600)
     parser.add_argument("--sft_learning_rate", type=float, default=1e-3)
     parser.add_argument("--grpo_steps", type=int, default=12)
+    parser.add_argument("--grpo_queries", type=int, default=8, help="queries per GRPO step (x 8 episodes)")
     args = parser.parse_args()
     for need in ("runs/tiny/sft", "runs/tiny/reward"):
         if not (ROOT / need).exists():
@@ -212,7 +213,7 @@ def main() -> None:
                  "--heldout_dataset_path", "", "--output_dir", str(grpo_dir), "--reward_url", url,
                  "--rollout_engine", "inline", "--tools_file", str(OUT / "data/toolbox.json"),
                  "--max_tool_calling_iterations", "2", "--max_completion_length", "160",
-                 "--per_device_train_batch_size", "64", "--max_steps", str(args.grpo_steps),
+                 "--per_device_train_batch_size", str(8 * args.grpo_queries), "--max_steps", str(args.grpo_steps),
                  "--save_strategy", "no", "--report_to", "none"], OUT / "grpo.log")  # fmt: skip
         finally:
             service.terminate()
