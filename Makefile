@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST := WANDB_MODE=offline $(BIN)/pytest -q
+PYTEST := WANDB_MODE=offline $(BIN)/pytest -q --durations=15
 
 .PHONY: demo test test-fast test-slow test-grids lint-imports gpu-check install clean vllm-cpu
 

