@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                 return
             time.sleep(0.01)
         if held != version:
-            load_weights(model, str(weights), strict=False, device=str(device))
+            load_weights(model, str(weights), strict=True, device=str(device))
             held = version
         started = time.perf_counter()
         completions, logprobs = sample_with_logprobs(
