@@ -240,6 +240,19 @@ def _rollouts(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "rollouts" / "rollouts.jsonl").read_text().splitlines()]
 
 
+def _worker_wrote(out: Path, batch: int) -> bool:
+    log = out / "rollouts" / "worker.log"
+    return log.exists() and f"batch {batch} from version" in log.read_text()
+
+
+def _wait_until(condition, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, "the run ended before the moment the test waits for"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def _worker_pids(out: Path) -> list[int]:
     found = subprocess.run(["pgrep", "-f", f"online_rl.rollout_worker {out / 'rollouts'}"], capture_output=True,
                            text=True).stdout.split()  # fmt: skip
@@ -300,12 +313,8 @@ def test_staleness_bound_faults_and_resume(micro_base, grpo_data, live_service, 
 
     faulty = tmp_path / "faulty"
     proc = _run(micro_base, grpo_data, url, faulty, *common, background=True)
-    batches = faulty / "rollouts" / "batches"
-    for batch, sig in ((1, signal.SIGKILL), (2, signal.SIGSTOP)):
-        deadline = time.monotonic() + 300
-        while not (batches / f"b{batch:08d}.pt").exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
+    for batch, sig in ((1, signal.SIGKILL), (2, signal.SIGSTOP)):  # the worker's log, not the batch files: a
+        _wait_until(lambda b=batch: _worker_wrote(faulty, b), proc)  # batch can be trained on and gone in a blink
         for pid in _worker_pids(faulty):
             os.kill(pid, sig)
     assert proc.wait(timeout=900) == 0, (tmp_path / "faulty.log").read_text()[-3000:]
@@ -319,13 +328,8 @@ def test_staleness_bound_faults_and_resume(micro_base, grpo_data, live_service, 
 
     killed = tmp_path / "killed"
     proc = _run(micro_base, grpo_data, url, killed, *common, background=True)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoint-2" / "trainer_state.json").is_file():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-    while not (killed / "rollouts" / "batches" / "b00000003.pt").exists():  # a rollout in flight at the kill
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
+    _wait_until(lambda: (killed / "checkpoint-2" / "trainer_state.json").is_file() and _worker_wrote(killed, 3), proc)
+    in_flight = (killed / "rollouts" / "batches" / "b00000003.pt").exists()  # normally: made while step 2 trains
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for pid in _worker_pids(killed):  # the orphaned worker notices its parent is gone; make sure
@@ -334,7 +338,7 @@ def test_staleness_bound_faults_and_resume(micro_base, grpo_data, live_service, 
     rows = _rollouts(killed)
     assert [r["batch"] for r in rows] == list(range(4))  # each batch trained once in the final run
     assert [r["version"] for r in rows] == [0, 0, 1, 2]
-    assert any(r["reused"] for r in rows if r["batch"] >= 2)  # an in-flight rollout persisted and reused
+    assert [r["reused"] for r in rows][2:] == [False, in_flight]  # the in-flight rollout persisted and reused
     got = _weights(killed)
     assert all(torch.equal(got[k], reference[k]) for k in reference)
 
